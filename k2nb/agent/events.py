@@ -1,0 +1,145 @@
+"""Typed events the agent loop emits; views, transcripts and the lab extension subscribe to them.
+
+Every event carries the run id and, where it belongs to one, the step number (1-based). Events
+are plain dataclasses so a subscriber can ``match`` on them or serialise them with
+:func:`event_to_dict`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Union
+
+from .messages import AssistantMessage, ToolCall, Usage
+
+
+@dataclass
+class RunStarted:
+    run_id: str
+    prompt: str
+    model: str
+    backend: str
+    transcript_path: str | None
+    type: str = "run_started"
+
+
+@dataclass
+class StepStarted:
+    run_id: str
+    step: int
+    type: str = "step_started"
+
+
+@dataclass
+class ReasoningDelta:
+    """A piece of the model's thinking, in arrival order."""
+
+    run_id: str
+    step: int
+    text: str
+    type: str = "reasoning_delta"
+
+
+@dataclass
+class ContentDelta:
+    """A piece of the visible reply."""
+
+    run_id: str
+    step: int
+    text: str
+    type: str = "content_delta"
+
+
+@dataclass
+class ToolCallDelta:
+    """A fragment of a tool call's arguments while it streams (``name`` once known)."""
+
+    run_id: str
+    step: int
+    index: int
+    name: str | None
+    arguments: str
+    type: str = "tool_call_delta"
+
+
+@dataclass
+class StepFinished:
+    """The model finished one step: its full message and the usage of that step."""
+
+    run_id: str
+    step: int
+    message: AssistantMessage
+    usage: Usage
+    finish_reason: str | None
+    type: str = "step_finished"
+
+
+@dataclass
+class ToolCallStarted:
+    """A tool call is about to run. ``code`` is set for code_interpreter calls."""
+
+    run_id: str
+    step: int
+    call: ToolCall
+    code: str | None = None
+    type: str = "tool_call_started"
+
+
+@dataclass
+class ToolCallFinished:
+    """A tool call ended: what the model will read, and the full outputs the user saw."""
+
+    run_id: str
+    step: int
+    call: ToolCall
+    observation: str
+    is_error: bool
+    outputs: list[dict[str, Any]] = field(default_factory=list)  # nbformat output dicts
+    execution_count: int | None = None
+    duration_s: float = 0.0
+    type: str = "tool_call_finished"
+
+
+@dataclass
+class Notice:
+    """Something the user should know that is not model output (retries, budgets, repairs)."""
+
+    run_id: str
+    text: str
+    level: str = "info"  # "info" | "warning" | "error"
+    step: int | None = None
+    type: str = "notice"
+
+
+@dataclass
+class RunFinished:
+    """The run ended. ``stop_reason``: answered, max_steps, max_tokens, interrupted, error, loop."""
+
+    run_id: str
+    answer: str
+    stop_reason: str
+    steps: int
+    usage: Usage
+    note: str = ""
+    type: str = "run_finished"
+
+
+Event = Union[
+    RunStarted,
+    StepStarted,
+    ReasoningDelta,
+    ContentDelta,
+    ToolCallDelta,
+    StepFinished,
+    ToolCallStarted,
+    ToolCallFinished,
+    Notice,
+    RunFinished,
+]
+
+Subscriber = Callable[[Event], None]
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """A JSON-ready dict of an event."""
+    return asdict(event)
