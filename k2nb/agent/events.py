@@ -97,6 +97,7 @@ class ToolCallFinished:
     outputs: list[dict[str, Any]] = field(default_factory=list)  # nbformat output dicts
     execution_count: int | None = None
     duration_s: float = 0.0
+    status: str = "ok"  # ok | error | timeout | skipped | interrupted
     type: str = "tool_call_finished"
 
 

@@ -1,0 +1,212 @@
+"""The agent loop: plan → call tools → observe → reflect → answer, free of Jupyter.
+
+One :class:`Agent` runs one prompt to an answer or to a budget. It streams each step from a
+backend, forwards deltas as events, executes every tool call of a step in order, and feeds the
+observations back. Interrupts (KeyboardInterrupt) stop it at once with the partial run kept.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from ..backends.base import (
+    Backend,
+    BackendError,
+    ContentDelta,
+    ModelRequest,
+    ReasoningDelta,
+    StepResult,
+    ToolCallDelta,
+)
+from ..tools.registry import ToolOutcome, Toolbox
+from . import events as ev
+from .messages import AssistantMessage, Message, SystemMessage, ToolMessage, UserMessage, Usage
+from .run import Run, Step, ToolCallRecord
+
+
+class Interrupted(KeyboardInterrupt):
+    """Raised by :meth:`Agent.run` callers that want a clean one-line message for a stop."""
+
+
+@dataclass
+class Budgets:
+    max_steps: int = 50
+    max_tokens: int = 32_000  # per step; K2's reasoning counts against it
+    temperature: float = 1.0
+    stream_retries: int = 2  # restarts of a step whose stream was cut
+
+
+@dataclass
+class Agent:
+    backend: Backend
+    toolbox: Toolbox
+    system_prompt: str = ""
+    budgets: Budgets = field(default_factory=Budgets)
+    subscribers: list[ev.Subscriber] = field(default_factory=list)
+
+    def run(self, prompt: str, *, run_id: str | None = None,
+            transcript_path: str | None = None, history: Iterable[Message] = ()) -> Run:
+        run_id = run_id or new_run_id()
+        run = Run(run_id, prompt, self.backend.model, self.backend.name,
+                  transcript_path=transcript_path)
+        messages: list[Message] = []
+        if self.system_prompt:
+            messages.append(SystemMessage(self.system_prompt))
+        messages.extend(history)
+        messages.append(UserMessage(prompt))
+        run.messages = messages
+        self._emit(ev.RunStarted(run_id, prompt, self.backend.model, self.backend.name,
+                                 transcript_path))
+        step_index = 0
+        try:
+            while True:
+                if step_index >= self.budgets.max_steps:
+                    run.stop_reason = "max_steps"
+                    run.note = (
+                        f"Stopped: the step budget (--max-steps {self.budgets.max_steps}) ran out "
+                        "before the model gave a final answer. Raise it with --max-steps N or "
+                        "%config K2Magics.max_steps = N; the partial run is kept."
+                    )
+                    break
+                step_index += 1
+                step = Step(step_index)
+                run.steps.append(step)
+                self._emit(ev.StepStarted(run_id, step_index))
+                result = self._stream_step(run, step, messages)
+                message = result.message
+                messages.append(message)
+                run.usage = run.usage + result.usage
+                self._emit(ev.StepFinished(run_id, step_index, message, result.usage,
+                                           result.finish_reason))
+                if result.finish_reason == "length":
+                    run.stop_reason = "max_tokens"
+                    run.answer = message.content
+                    run.note = (
+                        f"Stopped: step {step_index} used its whole token budget (--max-tokens "
+                        f"{self.budgets.max_tokens}, thinking included) before finishing. Raise "
+                        "it with --max-tokens N (K2 works best with 16,000 or more)."
+                    )
+                    # Tool calls cut mid-arguments are not run; close them for a valid history.
+                    for call in message.tool_calls:
+                        self._close_call(run, step, messages, call, "not run: the step was cut "
+                                         "off by the token budget", "skipped")
+                    break
+                if not message.tool_calls:
+                    run.answer = message.content
+                    run.stop_reason = "answered"
+                    break
+                for position, call in enumerate(message.tool_calls):
+                    try:
+                        self._execute(run, step, messages, call)
+                    except KeyboardInterrupt:
+                        for rest in message.tool_calls[position:]:
+                            self._close_call(run, step, messages, rest,
+                                             "not run: stopped by the user", "interrupted")
+                        raise
+        except KeyboardInterrupt:
+            run.stop_reason = "interrupted"
+            run.note = f"Stopped by user at step {step_index}."
+        except BackendError as exc:
+            run.stop_reason = "error"
+            run.note = str(exc)
+        self._emit(ev.RunFinished(run_id, run.answer, run.stop_reason, len(run.steps), run.usage,
+                                  run.note))
+        return run
+
+    # --- one step -------------------------------------------------------------------------
+
+    def _stream_step(self, run: Run, step: Step, messages: list[Message]) -> StepResult:
+        request = ModelRequest(messages=list(messages), tools=self.toolbox.declarations(),
+                               max_tokens=self.budgets.max_tokens,
+                               temperature=self.budgets.temperature)
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            stream = self.backend.stream(request)
+            result: StepResult | None = None
+            try:
+                for item in stream:
+                    if isinstance(item, ReasoningDelta):
+                        step.reasoning += item.text
+                        self._emit(ev.ReasoningDelta(run.run_id, step.index, item.text))
+                    elif isinstance(item, ContentDelta):
+                        step.content += item.text
+                        self._emit(ev.ContentDelta(run.run_id, step.index, item.text))
+                    elif isinstance(item, ToolCallDelta):
+                        self._emit(ev.ToolCallDelta(run.run_id, step.index, item.index,
+                                                    item.name, item.arguments))
+                    elif isinstance(item, StepResult):
+                        result = item
+            except BackendError as exc:
+                if not exc.retryable or attempt >= self.budgets.stream_retries:
+                    raise
+                attempt += 1
+                step.reasoning = step.content = ""
+                self._emit(ev.Notice(run.run_id, f"{exc} Retrying step {step.index} "
+                                     f"(attempt {attempt + 1}).", "warning", step.index))
+                continue
+            finally:
+                stream.close()
+            if result is None:
+                raise BackendError("The backend ended a step without a result.")
+            message = result.message
+            step.reasoning, step.content = message.reasoning, message.content
+            step.usage, step.finish_reason = result.usage, result.finish_reason
+            step.duration_s = time.monotonic() - started
+            return result
+
+    # --- tool calls -----------------------------------------------------------------------
+
+    def _execute(self, run: Run, step: Step, messages: list[Message], call) -> None:
+        tool, values, error, repaired = self.toolbox.prepare(call)
+        code = values.get("code") if values and call.name == "code_interpreter" else None
+        self._emit(ev.ToolCallStarted(run.run_id, step.index, call, code))
+        if repaired and values is not None:
+            self._emit(ev.Notice(run.run_id, f"Repaired invalid JSON in the arguments of "
+                                 f"`{call.name}` ({call.id}).", "info", step.index))
+        if error is not None:
+            outcome = ToolOutcome(error, is_error=True, status="error")
+        else:
+            try:
+                outcome = tool.invoke(call.id, values)
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # a tool bug must not end the run
+                outcome = ToolOutcome(f"Tool `{call.name}` failed: {type(exc).__name__}: {exc}",
+                                      is_error=True, status="error")
+        self._record(run, step, messages, call, outcome)
+
+    def _close_call(self, run, step, messages, call, text: str, status: str) -> None:
+        if any(c.call.id == call.id for c in step.tool_calls):
+            return
+        self._record(run, step, messages, call, ToolOutcome(text, is_error=True, status=status))
+
+    def _record(self, run: Run, step: Step, messages: list[Message], call,
+                outcome: ToolOutcome) -> None:
+        messages.append(ToolMessage(call.id, call.name, outcome.observation))
+        step.tool_calls.append(ToolCallRecord(call, outcome.observation, outcome.is_error,
+                                              outcome.status, outcome.outputs,
+                                              outcome.execution_count, outcome.duration_s))
+        self._emit(ev.ToolCallFinished(run.run_id, step.index, call, outcome.observation,
+                                       outcome.is_error, outcome.outputs,
+                                       outcome.execution_count, outcome.duration_s,
+                                       outcome.status))
+
+    def _emit(self, event: ev.Event) -> None:
+        for subscriber in list(self.subscribers):
+            try:
+                subscriber(event)
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # a broken view must not lose the run
+                self.subscribers.remove(subscriber)
+                print(f"k2nb: a view stopped after an error ({type(exc).__name__}: {exc}); "
+                      "the run goes on.", file=sys.stderr)
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]

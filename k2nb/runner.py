@@ -1,0 +1,83 @@
+"""``k2nb.run``: one agent run in the current IPython session — the function behind ``%%k2``."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from .agent.events import Subscriber
+from .agent.loop import Agent, Budgets, new_run_id
+from .agent.prompt import system_prompt
+from .agent.run import Run
+from .agent.transcript import Transcript
+from .backends.api import ApiBackend
+from .backends.base import Backend
+from .config import Settings, resolve
+from .tools.code_interpreter import CodeInterpreter
+from .tools.namespace import describe_namespace
+from .tools.observation import OutputStore
+from .tools.read_output import ReadOutput
+from .tools.registry import Toolbox, user_tools
+
+# Set by load_ipython_extension: returns the %config K2Magics values the user set.
+configured_values: Callable[[], dict[str, Any]] = dict
+# Views to attach to a run: a factory taking (settings, shell) and returning a subscriber or None.
+view_factories: list[Callable[[Settings, Any], Subscriber | None]] = []
+
+
+def run(prompt: str, *, backend: Backend | None = None, shell: Any = None,
+        subscribers: list[Subscriber] | None = None, **options: Any) -> Run:
+    """Run the agent on ``prompt`` in the live IPython namespace and return the :class:`Run`.
+
+    Options are those of ``%%k2`` (``model``, ``base_url``, ``api_key``, ``max_steps``,
+    ``max_tokens``, ``timeout``, ``temperature``, ``reasoning_field``, ``observation_chars``,
+    ``quiet``, ...). Outside IPython a headless IPython shell runs the code.
+    """
+    settings = resolve(options, configured_values())
+    shell = shell or _shell()
+    backend = backend or make_backend(settings)
+    store = OutputStore()
+    secrets = tuple(s for s in (settings.api_key,) if s)
+    interpreter = CodeInterpreter(shell, store, timeout=settings.timeout,
+                                  observation_chars=settings.observation_chars, secrets=secrets)
+    toolbox = Toolbox([interpreter, ReadOutput(store), *user_tools()])
+    run_id = new_run_id()
+    transcript = Transcript(settings.transcript_dir, run_id)
+    transcript.write({"type": "settings", "model": settings.model, "base_url": settings.base_url,
+                      "backend": backend.name, "max_steps": settings.max_steps,
+                      "max_tokens": settings.max_tokens, "temperature": settings.temperature,
+                      "tools": toolbox.declarations()})
+    views = []
+    if not settings.quiet:
+        for factory in view_factories:
+            view = factory(settings, shell)
+            if view is not None:
+                views.append(view)
+    agent = Agent(
+        backend=backend,
+        toolbox=toolbox,
+        system_prompt=system_prompt(describe_namespace(shell.user_ns), settings.instructions),
+        budgets=Budgets(settings.max_steps, settings.max_tokens, settings.temperature),
+        subscribers=[transcript, *views, *(subscribers or [])],
+    )
+    try:
+        return agent.run(prompt, run_id=run_id, transcript_path=str(transcript.path))
+    finally:
+        transcript.close()
+
+
+def make_backend(settings: Settings) -> Backend:
+    """The backend the settings ask for."""
+    return ApiBackend(settings.model, settings.base_url, settings.api_key,
+                      reasoning_field=settings.reasoning_field, max_retries=settings.max_retries,
+                      key_hint=settings.key_hint)
+
+
+def _shell() -> Any:
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None:
+        from IPython.core.interactiveshell import InteractiveShell
+
+        shell = InteractiveShell.instance()
+    return shell
