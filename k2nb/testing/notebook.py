@@ -1,0 +1,36 @@
+"""Running notebooks in a real kernel for tests (nbclient), and reading their outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def run_notebook(cells: list[str], cwd: Path, timeout: int = 120, allow_errors: bool = False,
+                 kernel_name: str = "python3") -> Any:
+    """Execute code cells in a real kernel with nbclient; returns the executed notebook."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in cells]
+    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name, allow_errors=allow_errors,
+                            resources={"metadata": {"path": str(cwd)}})
+    client.execute()
+    return nb
+
+
+def cell_text(cell: Any) -> str:
+    """All text of a cell's outputs (streams, text/plain, text/html, errors)."""
+    parts = []
+    for out in cell.get("outputs", []):
+        if out["output_type"] == "stream":
+            parts.append(out["text"])
+        elif out["output_type"] in ("display_data", "execute_result"):
+            data = out.get("data", {})
+            parts.append(str(data.get("text/plain", "")))
+            parts.append(str(data.get("text/markdown", "")))
+            parts.append(str(data.get("text/html", "")))
+        elif out["output_type"] == "error":
+            parts.append(f"{out['ename']}: {out['evalue']}\n" + "\n".join(out["traceback"]))
+    return "\n".join(parts)
