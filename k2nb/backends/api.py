@@ -207,7 +207,7 @@ class ApiBackend:
                 close()
         if finish_reason is None:
             raise BackendError(
-                f"The stream from {self.base_url} ended before the model finished.", retryable=True
+                f"The stream from {self.base_url} was cut before the model finished.", retryable=True
             )
         tool_calls = [
             ToolCall(

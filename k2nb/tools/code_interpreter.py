@@ -202,14 +202,16 @@ def _recording_outputs(shell: Any, recording: Recording) -> Iterator[None]:
     original_publish = publisher.publish
     original_write = displayhook.write_format_data
     original_showtb = shell._showtraceback
-    original_prompt = displayhook.write_output_prompt
 
-    def write_output_prompt() -> Any:
-        recording.muted = True
-        try:
-            return original_prompt()
-        finally:
-            recording.muted = False
+    def muted(method: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            recording.muted = True
+            try:
+                return method(*args, **kwargs)
+            finally:
+                recording.muted = False
+
+        return call
 
     def format(obj: Any, *args: Any, **kwargs: Any) -> Any:
         result = original_format(obj, *args, **kwargs)
@@ -223,11 +225,7 @@ def _recording_outputs(shell: Any, recording: Recording) -> Iterator[None]:
                 {"output_type": "display_data", "data": dict(data), "metadata": dict(metadata or {})}
             )
             recording.texts.append(("display", render_bundle(data, metadata, obj)))
-        recording.muted = True
-        try:
-            return original_publish(data, metadata, *args, **kwargs)
-        finally:
-            recording.muted = False
+        return muted(original_publish)(data, metadata, *args, **kwargs)
 
     def write_format_data(format_dict: Any, md_dict: Any = None) -> Any:
         obj = formatted.get("obj") if formatted.get("data") is format_dict else None
@@ -240,11 +238,7 @@ def _recording_outputs(shell: Any, recording: Recording) -> Iterator[None]:
             }
         )
         recording.texts.append(("result", render_bundle(format_dict, md_dict, obj)))
-        recording.muted = True
-        try:
-            return original_write(format_dict, md_dict)
-        finally:
-            recording.muted = False
+        return muted(original_write)(format_dict, md_dict)
 
     def showtraceback(etype: Any, evalue: Any, stb: Any) -> Any:
         recording.outputs.append(
@@ -256,7 +250,7 @@ def _recording_outputs(shell: Any, recording: Recording) -> Iterator[None]:
             }
         )
         recording.texts.append(("error", ""))
-        return original_showtb(etype, evalue, stb)
+        return muted(original_showtb)(etype, evalue, stb)
 
     stdout, stderr = sys.stdout, sys.stderr
     sys.stdout = _Tee(stdout, "stdout", recording, owner)
@@ -264,7 +258,8 @@ def _recording_outputs(shell: Any, recording: Recording) -> Iterator[None]:
     formatter.format = format
     publisher.publish = publish
     displayhook.write_format_data = write_format_data
-    displayhook.write_output_prompt = write_output_prompt
+    displayhook.write_output_prompt = muted(displayhook.write_output_prompt)
+    displayhook.finish_displayhook = muted(displayhook.finish_displayhook)
     shell._showtraceback = showtraceback
     try:
         yield
@@ -276,6 +271,7 @@ def _recording_outputs(shell: Any, recording: Recording) -> Iterator[None]:
             (publisher, "publish"),
             (displayhook, "write_format_data"),
             (displayhook, "write_output_prompt"),
+            (displayhook, "finish_displayhook"),
             (shell, "_showtraceback"),
         ):
             owner_obj.__dict__.pop(attr, None)

@@ -113,7 +113,8 @@ def lab(scripted: ScriptedServer, tmp_path_factory: pytest.TempPathFactory) -> I
             "--no-browser", "--ip=127.0.0.1", f"--port={port}", "--allow-root",
             f"--ServerApp.token={token}", "--LabApp.expose_app_in_browser=True",
             f"--ServerApp.root_dir={root}", f"--LabApp.workspaces_dir={base / 'workspaces'}",
-            "--ServerApp.open_browser=False",
+            f"--LabApp.user_settings_dir={_quiet_settings(base / 'settings')}",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         ],
         cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
@@ -138,6 +139,14 @@ def lab(scripted: ScriptedServer, tmp_path_factory: pytest.TempPathFactory) -> I
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+def _quiet_settings(folder: Path) -> Path:
+    """User settings with JupyterLab's news prompt off (it would cover the screenshots)."""
+    notification = folder / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    notification.parent.mkdir(parents=True)
+    notification.write_text(json.dumps({"fetchNews": "false"}))
+    return folder
 
 
 def _test_only_bridge_wiring(ipython_dir: Path) -> None:

@@ -44,23 +44,37 @@ def cell_locator(page: Any, index: int) -> Any:
 
 
 def run_cell(page: Any, index: int) -> None:
-    """Click into a cell's editor and press Ctrl+Enter, as a user would."""
+    """Click into a cell's editor and press Ctrl+Enter, as a user would.
+
+    Pair with :func:`wait_for_run`, which waits for this execution's reply.
+    """
+    page.evaluate(
+        f"""index => {{
+            const model = {PANEL}.content.model.cells.get(index);
+            window.k2nbReplied = false;
+            const onState = (_, args) => {{
+                if (args.name === 'executionCount' && args.newValue !== null) {{
+                    window.k2nbReplied = true;
+                    model.stateChanged.disconnect(onState);
+                }}
+            }};
+            model.stateChanged.connect(onState);
+        }}""",
+        index,
+    )
     cell = cell_locator(page, index)
     cell.locator(".jp-InputArea-editor").click()
     page.keyboard.press("Control+Enter")
 
 
-def wait_for_cell_count(page: Any, index: int, previous: Any, timeout_ms: int = 60_000) -> int:
-    """Wait until cell ``index`` got a new execution count and the kernel is idle."""
+def wait_for_run(page: Any, index: int, timeout_ms: int = 60_000) -> int:
+    """Wait until the execution :func:`run_cell` started has replied; its execution count."""
     page.wait_for_function(
-        f"""([index, previous]) => {{
-            const w = {PANEL};
-            const model = w.content.model.cells.get(index);
-            return model.executionCount !== null && model.executionCount !== previous
-                && model.executionState === 'idle'
-                && w.sessionContext.session.kernel.status === 'idle';
+        f"""index => {{
+            const model = {PANEL}.content.model.cells.get(index);
+            return window.k2nbReplied && model.executionState === 'idle';
         }}""",
-        arg=[index, previous],
+        arg=index,
         timeout=timeout_ms,
     )
     return execution_count(page, index)
@@ -80,9 +94,10 @@ def kernel_status(page: Any) -> str:
     return page.evaluate(f"() => {PANEL}.sessionContext.session.kernel.status")
 
 
-def save(page: Any, path: Any, expect_cells: int, timeout_s: float = 30) -> dict:
-    """Save with Ctrl+S and return the saved notebook once it holds ``expect_cells`` cells."""
-    import json
+def save(page: Any, path: Any, expect_cells: int, timeout_s: float = 30) -> Any:
+    """Save with Ctrl+S; return the notebook read from disk (nbformat) once it holds
+    ``expect_cells`` cells."""
+    import nbformat
 
     page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook").click(
         position={"x": 5, "y": 5})
@@ -90,7 +105,7 @@ def save(page: Any, path: Any, expect_cells: int, timeout_s: float = 30) -> dict
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            saved = json.loads(path.read_text())
+            saved = nbformat.reads(path.read_text(), as_version=4)
             if len(saved["cells"]) == expect_cells and not page.evaluate(
                     f"() => {PANEL}.context.model.dirty"):
                 return saved
