@@ -40,6 +40,7 @@ class Settings:
     reasoning_field: str = "auto"
     observation_chars: int = 8_000
     max_retries: int = 4
+    context_window: int = 262_144
     transcript_dir: str = ".k2nb/runs"
     instructions: str = ""
     quiet: bool = False
@@ -83,9 +84,10 @@ def env_values(cwd: str | os.PathLike[str] | None = None) -> dict[str, tuple[str
 
 
 NUMERIC = {"max_steps": int, "max_tokens": int, "timeout": float, "temperature": float,
-           "observation_chars": int, "max_retries": int}
+           "observation_chars": int, "max_retries": int, "context_window": int}
 LIMITS = {"max_steps": (1, 300), "max_tokens": (1, 1_000_000), "timeout": (0, 86_400),
-          "temperature": (0.0, 2.0), "observation_chars": (200, 1_000_000), "max_retries": (0, 20)}
+          "temperature": (0.0, 2.0), "observation_chars": (200, 1_000_000), "max_retries": (0, 20),
+          "context_window": (1_000, 10_000_000)}
 
 
 def resolve(options: dict[str, Any] | None = None, configured: dict[str, Any] | None = None,

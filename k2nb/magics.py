@@ -54,6 +54,8 @@ class K2Magics(Magics):
     observation_chars = Int(8_000, help="Characters of each tool output the model reads "
                             "(head and tail).").tag(config=True)
     max_retries = Int(4, help="Retries of rate-limited or failed requests.").tag(config=True)
+    context_window = Int(262_144, help="The model's context window in tokens; older tool "
+                         "outputs are hidden past 80% of it.").tag(config=True)
     transcript_dir = Unicode(".k2nb/runs", help="Where run transcripts (JSON lines) are "
                              "written.").tag(config=True)
     instructions = Unicode("", help="Extra instructions added to the system "

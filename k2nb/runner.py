@@ -14,7 +14,7 @@ from .backends.base import Backend
 from .config import Settings, resolve
 from .tools.code_interpreter import CodeInterpreter
 from .tools.namespace import describe_namespace
-from .tools.observation import OutputStore
+from .tools.observation import OutputStore, secret_values
 from .tools.read_output import ReadOutput
 from .tools.registry import Toolbox, user_tools
 
@@ -36,7 +36,7 @@ def run(prompt: str, *, backend: Backend | None = None, shell: Any = None,
     shell = shell or _shell()
     backend = backend or make_backend(settings)
     store = OutputStore()
-    secrets = tuple(s for s in (settings.api_key,) if s)
+    secrets = tuple(s for s in (settings.api_key, *secret_values()) if s)
     interpreter = CodeInterpreter(shell, store, timeout=settings.timeout,
                                   observation_chars=settings.observation_chars, secrets=secrets)
     toolbox = Toolbox([interpreter, ReadOutput(store), *user_tools()])
@@ -56,7 +56,8 @@ def run(prompt: str, *, backend: Backend | None = None, shell: Any = None,
         backend=backend,
         toolbox=toolbox,
         system_prompt=system_prompt(describe_namespace(shell.user_ns), settings.instructions),
-        budgets=Budgets(settings.max_steps, settings.max_tokens, settings.temperature),
+        budgets=Budgets(settings.max_steps, settings.max_tokens, settings.temperature,
+                        context_window=settings.context_window),
         subscribers=[transcript, *views, *(subscribers or [])],
     )
     try:

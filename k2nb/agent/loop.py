@@ -7,6 +7,7 @@ observations back. Interrupts (KeyboardInterrupt) stop it at once with the parti
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 import uuid
@@ -24,6 +25,7 @@ from ..backends.base import (
 )
 from ..tools.registry import ToolOutcome, Toolbox
 from . import events as ev
+from .context import fit, hide_old_observations
 from .messages import AssistantMessage, Message, SystemMessage, ToolMessage, UserMessage, Usage
 from .run import Run, Step, ToolCallRecord
 
@@ -38,6 +40,14 @@ class Budgets:
     max_tokens: int = 32_000  # per step; K2's reasoning counts against it
     temperature: float = 1.0
     stream_retries: int = 2  # restarts of a step whose stream was cut
+    context_window: int = 262_144  # tokens; K2 Thinking's window
+    context_threshold: float = 0.8  # hide old observations past this share of the window
+    nudge_after: int = 3  # identical consecutive calls before the model is told
+    stop_after: int = 5  # identical consecutive calls that end the run
+
+
+class RepeatedCalls(Exception):
+    """The model kept making the same call; the run ends with this message."""
 
 
 @dataclass
@@ -62,6 +72,8 @@ class Agent:
         self._emit(ev.RunStarted(run_id, prompt, self.backend.model, self.backend.name,
                                  transcript_path))
         step_index = 0
+        self._last_call: tuple[str, str] | None = None
+        self._repeats = 0
         try:
             while True:
                 if step_index >= self.budgets.max_steps:
@@ -113,6 +125,9 @@ class Agent:
         except BackendError as exc:
             run.stop_reason = "error"
             run.note = str(exc)
+        except RepeatedCalls as exc:
+            run.stop_reason = "loop"
+            run.note = str(exc)
         self._emit(ev.RunFinished(run_id, run.answer, run.stop_reason, len(run.steps), run.usage,
                                   run.note))
         return run
@@ -120,12 +135,15 @@ class Agent:
     # --- one step -------------------------------------------------------------------------
 
     def _stream_step(self, run: Run, step: Step, messages: list[Message]) -> StepResult:
-        request = ModelRequest(messages=list(messages), tools=self.toolbox.declarations(),
-                               max_tokens=self.budgets.max_tokens,
-                               temperature=self.budgets.temperature)
+        tools = self.toolbox.declarations()
+        self._fit_context(run, step, messages, tools)
         started = time.monotonic()
         attempt = 0
+        trimmed_for_limit = False
         while True:
+            request = ModelRequest(messages=list(messages), tools=tools,
+                                   max_tokens=self.budgets.max_tokens,
+                                   temperature=self.budgets.temperature)
             stream = self.backend.stream(request)
             result: StepResult | None = None
             try:
@@ -142,6 +160,14 @@ class Agent:
                     elif isinstance(item, StepResult):
                         result = item
             except BackendError as exc:
+                if exc.context_overflow and not trimmed_for_limit:
+                    trimmed_for_limit = True
+                    messages[:], hidden = hide_old_observations(messages, keep_last=1)
+                    self._emit(ev.Notice(run.run_id, f"The server said the conversation is too "
+                                         f"long; hid {hidden} older tool outputs and retried.",
+                                         "warning", step.index))
+                    step.reasoning = step.content = ""
+                    continue
                 if not exc.retryable or attempt >= self.budgets.stream_retries:
                     raise
                 attempt += 1
@@ -159,9 +185,38 @@ class Agent:
             step.duration_s = time.monotonic() - started
             return result
 
+    def _fit_context(self, run: Run, step: Step, messages: list[Message], tools) -> None:
+        fitted, hidden = fit(messages, tools, self.budgets.context_window,
+                             self.budgets.context_threshold)
+        if hidden:
+            messages[:] = fitted
+            self._emit(ev.Notice(run.run_id, f"The conversation neared the context window "
+                                 f"({self.budgets.context_window:,} tokens): hid {hidden} older "
+                                 "tool outputs; reasoning and the latest outputs are kept.",
+                                 "info", step.index))
+
     # --- tool calls -----------------------------------------------------------------------
 
+    def _check_repeats(self, run: Run, step: Step, messages: list[Message], call) -> str:
+        """Track identical consecutive calls: '' (fine), a nudge to append, or raise to stop."""
+        key = (call.name, _canonical(call.arguments))
+        self._repeats = self._repeats + 1 if key == self._last_call else 1
+        self._last_call = key
+        if self._repeats >= self.budgets.stop_after:
+            self._close_call(run, step, messages, call, "not run: the same call was repeated "
+                             f"{self._repeats} times in a row", "skipped")
+            raise RepeatedCalls(
+                f"Stopped: the model made the same `{call.name}` call {self._repeats} times in "
+                "a row, so it was stuck in a loop. Rephrase the task or break it into smaller "
+                "steps; the partial run is kept.")
+        if self._repeats >= self.budgets.nudge_after:
+            return (f"\n[Note from k2nb: this is the same `{call.name}` call with the same "
+                    f"arguments {self._repeats} times in a row; its result will not change. Try a "
+                    "different approach, or give your answer with what you have.]")
+        return ""
+
     def _execute(self, run: Run, step: Step, messages: list[Message], call) -> None:
+        nudge = self._check_repeats(run, step, messages, call)
         tool, values, error, repaired = self.toolbox.prepare(call)
         code = values.get("code") if values and call.name == "code_interpreter" else None
         self._emit(ev.ToolCallStarted(run.run_id, step.index, call, code))
@@ -178,6 +233,8 @@ class Agent:
             except Exception as exc:  # a tool bug must not end the run
                 outcome = ToolOutcome(f"Tool `{call.name}` failed: {type(exc).__name__}: {exc}",
                                       is_error=True, status="error")
+        if nudge:
+            outcome.observation += nudge
         self._record(run, step, messages, call, outcome)
 
     def _close_call(self, run, step, messages, call, text: str, status: str) -> None:
@@ -206,6 +263,13 @@ class Agent:
                 self.subscribers.remove(subscriber)
                 print(f"k2nb: a view stopped after an error ({type(exc).__name__}: {exc}); "
                       "the run goes on.", file=sys.stderr)
+
+
+def _canonical(arguments: str) -> str:
+    try:
+        return json.dumps(json.loads(arguments), sort_keys=True)
+    except (ValueError, TypeError):
+        return arguments.strip()
 
 
 def new_run_id() -> str:

@@ -259,6 +259,9 @@ class ApiBackend:
         if isinstance(exc, openai.APIStatusError):
             status = exc.status_code
             text = _short(exc)
+            if status == 400 and _mentions_token_limit(text):
+                return BackendError(f"The conversation is too long for {self.model}: {text}",
+                                    status=400, context_overflow=True)
             if "content_filter" in text.lower():
                 return BackendError(f"The server's content filter refused the request: {text}",
                                     status=status)
@@ -282,6 +285,12 @@ def _mentions_unknown_model(exc: Exception) -> bool:
         return False
     text = _short(exc).lower()
     return "model" in text and ("not found" in text or "not exist" in text or "unknown" in text)
+
+
+def _mentions_token_limit(text: str) -> bool:
+    text = text.lower()
+    return any(m in text for m in ("token limit", "context length", "maximum context",
+                                   "context_length_exceeded", "too many tokens"))
 
 
 def _short(exc: Exception) -> str:

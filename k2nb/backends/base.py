@@ -84,7 +84,10 @@ class BackendError(Exception):
     ``retryable`` tells the loop the same request may succeed later.
     """
 
-    def __init__(self, message: str, *, retryable: bool = False, status: int | None = None):
+    def __init__(self, message: str, *, retryable: bool = False, status: int | None = None,
+                 context_overflow: bool = False):
         super().__init__(message)
         self.retryable = retryable
         self.status = status
+        #: The request was too long for the model's window (trim the history and retry).
+        self.context_overflow = context_overflow

@@ -74,12 +74,14 @@ class ScriptedServer:
         reasoning_field: str = "reasoning_content",
         chunk_chars: int = 16,
         port: int = 0,
+        context_window: int | None = None,
     ):
         self.script: list[ScriptItem] = list(script)
         self.api_key = api_key
         self.models = list(models)
         self.reasoning_field = reasoning_field
         self.chunk_chars = chunk_chars
+        self.context_window = context_window  # tokens (len/4); None = unlimited
         self.requests: list[dict[str, Any]] = []  # every chat request body, in order
         self.errors: list[str] = []  # every 4xx this server answered, for assertions
         self._lock = threading.Lock()
@@ -163,6 +165,12 @@ class ScriptedServer:
                 pending = {c["id"] for c in m["tool_calls"]}
         if pending:
             return (400, "invalid_request_error", f"tool calls {sorted(pending)} have no tool message")
+        if self.context_window is not None:
+            used = _prompt_tokens(body) + (body.get("max_tokens") or 0)
+            if used > self.context_window:
+                return (400, "invalid_request_error",
+                        f"Invalid request: Your request exceeded model token limit: "
+                        f"{self.context_window}")
         return None
 
     def next_item(self, body: dict[str, Any]) -> Reply | Fail:
@@ -175,6 +183,10 @@ class ScriptedServer:
 
 def _prior_calls(messages: list[dict[str, Any]]) -> int:
     return sum(len(m.get("tool_calls") or []) for m in messages if m.get("role") == "assistant")
+
+
+def _prompt_tokens(body: dict[str, Any]) -> int:
+    return _tokens(json.dumps(body.get("messages"))) + _tokens(json.dumps(body.get("tools") or []))
 
 
 def _tokens(text: str) -> int:
@@ -278,7 +290,7 @@ def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
                 finish = "tool_calls" if reply.tool_calls else "stop"
             completion = _tokens(reply.reasoning) + _tokens(reply.content) + sum(
                 _tokens(c.raw_arguments()) for c in reply.tool_calls)
-            prompt = _tokens(json.dumps(body["messages"]))
+            prompt = _prompt_tokens(body)
             usage = {"prompt_tokens": prompt, "completion_tokens": min(completion, budget),
                      "total_tokens": prompt + min(completion, budget), "cached_tokens": 0}
 

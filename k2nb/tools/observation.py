@@ -38,6 +38,18 @@ def clean_text(text: str) -> str:
     return text
 
 
+SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.I)
+
+
+def secret_values(environ: dict[str, str] | None = None) -> tuple[str, ...]:
+    """Values of environment variables whose names look secret (``*KEY*``, ``*TOKEN*``, ...)."""
+    import os
+
+    env = os.environ if environ is None else environ
+    values = {v for k, v in env.items() if SECRET_NAME.search(k) and v and len(v) >= 8}
+    return tuple(sorted(values, key=len, reverse=True))
+
+
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """Replace known secret values and key-shaped strings."""
     for secret in secrets:

@@ -141,9 +141,10 @@ class Toolbox:
             raise ValueError(f"{len(self.tools)} tools offered; the API accepts at most {MAX_TOOLS}")
 
     def declarations(self) -> list[dict[str, Any]]:
-        """OpenAI-style ``tools`` entries."""
+        """OpenAI-style ``tools`` entries (a tool with a ``declaration`` attribute, such as
+        Moonshot's builtin ``$web_search``, is declared exactly as that attribute says)."""
         return [
-            {
+            getattr(t, "declaration", None) or {
                 "type": "function",
                 "function": {
                     "name": t.name,
@@ -165,6 +166,8 @@ class Toolbox:
             return None, None, (
                 f"There is no tool named `{call.name}`. Available tools: {names}."
             ), False
+        if getattr(found, "raw_arguments", False):  # e.g. $web_search echoes them unchanged
+            return found, {"arguments": call.arguments}, None, False
         parsed = parse_arguments(call.name, call.arguments, found.arguments)
         if parsed.values is None:
             return found, None, parsed.error, parsed.repaired

@@ -1,0 +1,433 @@
+"""Web tools: ``web_search`` (Moonshot's builtin ``$web_search`` or a pluggable provider) and
+``fetch_url`` (a page or PDF as readable text, with a pager for the rest).
+
+``fetch_url`` is the agent's only network access outside code, so it is deliberately narrow:
+http(s) only, and by default never a private, loopback or link-local address — checked for the
+first URL and again for every redirect — with a total time limit and a byte limit.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import io
+import json
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import httpx
+import pydantic
+
+from .observation import OutputStore, clean_text, html_to_text, redact
+from .registry import ToolOutcome
+from .schema import model_parameters
+
+USER_AGENT = "k2nb (Jupyter agent; +https://github.com/k2nb/k2nb)"
+TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript",
+              "application/x-ndjson", "application/csv")
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+MAX_PDF_PAGES = 300
+
+
+# --- search -----------------------------------------------------------------------------------
+
+
+@dataclass
+class SearchResult:
+    """One hit of a web search."""
+
+    title: str
+    url: str
+    snippet: str = ""
+
+
+@runtime_checkable
+class SearchProvider(Protocol):
+    """Anything that can search the web: ``search(query, max_results) -> [SearchResult]``.
+
+    Plug your own in with :func:`set_search_provider` (a paid API with your key, an intranet
+    index, ...); raise an exception with a readable message when a search fails.
+    """
+
+    name: str
+
+    def search(self, query: str, max_results: int) -> list[SearchResult]: ...
+
+
+class DuckDuckGoSearch:
+    """Keyless metasearch through the ``ddgs`` package (DuckDuckGo and other engines)."""
+
+    name = "duckduckgo"
+
+    def search(self, query: str, max_results: int) -> list[SearchResult]:
+        from ddgs import DDGS
+
+        hits = DDGS().text(query, max_results=max_results) or []
+        return [SearchResult(h.get("title", ""), h.get("href", ""), h.get("body", ""))
+                for h in hits]
+
+
+class SearxngSearch:
+    """A SearXNG instance (self-hosted, keyless) through its JSON API."""
+
+    name = "searxng"
+
+    def __init__(self, base_url: str, timeout: float = 15.0):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    def search(self, query: str, max_results: int) -> list[SearchResult]:
+        response = httpx.get(f"{self.base_url}/search", params={"q": query, "format": "json"},
+                             timeout=self.timeout, headers={"User-Agent": USER_AGENT})
+        if response.status_code == 403:
+            raise RuntimeError(f"SearXNG at {self.base_url} refused JSON output: enable `json` "
+                               "under `search.formats` in its settings.yml")
+        response.raise_for_status()
+        hits = response.json().get("results", [])[:max_results]
+        return [SearchResult(h.get("title", ""), h.get("url", ""), h.get("content", ""))
+                for h in hits]
+
+
+_custom_provider: SearchProvider | None = None
+
+
+def set_search_provider(provider: SearchProvider | None) -> None:
+    """Use ``provider`` for ``web_search`` in this kernel's runs (None restores the default)."""
+    if provider is not None and not isinstance(provider, SearchProvider):
+        raise TypeError("a search provider needs a `name` and a `search(query, max_results)` method")
+    global _custom_provider
+    _custom_provider = provider
+
+
+def choose_provider(setting: str) -> SearchProvider | None:
+    """The provider the ``search`` setting names; None when none is available.
+
+    ``auto``: a provider set with :func:`set_search_provider`, else DuckDuckGo when ``ddgs`` is
+    installed. ``duckduckgo``, ``searxng:URL``, ``none``.
+    """
+    setting = (setting or "auto").strip()
+    if setting == "none":
+        return None
+    if setting.startswith("searxng:"):
+        return SearxngSearch(setting.split(":", 1)[1])
+    if setting == "auto" and _custom_provider is not None:
+        return _custom_provider
+    if setting in ("auto", "duckduckgo"):
+        try:
+            import ddgs  # noqa: F401
+        except ImportError:
+            return None
+        return DuckDuckGoSearch()
+    raise ValueError(f"search must be auto, moonshot, duckduckgo, searxng:URL or none, "
+                     f"got {setting!r}")
+
+
+class WebSearchArguments(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    query: str = pydantic.Field(description="What to search for.")
+    max_results: int = pydantic.Field(5, ge=1, le=10, description="How many results (1-10).")
+
+
+class WebSearch:
+    """``web_search`` through a :class:`SearchProvider`, or a clear note that there is none."""
+
+    name = "web_search"
+    arguments = WebSearchArguments
+
+    def __init__(self, provider: SearchProvider | None, secrets: tuple[str, ...] = ()):
+        self.provider = provider
+        self.secrets = secrets
+        self.parameters = model_parameters(WebSearchArguments)
+        self.description = (
+            "Search the web. Returns titles, URLs and snippets; read a result with `fetch_url`.")
+
+    def invoke(self, call_id: str, values: dict[str, Any]) -> ToolOutcome:
+        start = time.monotonic()
+        if self.provider is None:
+            return ToolOutcome(
+                "No search provider is configured for web_search on this server, so no search "
+                "ran. (The user can enable one with `%config K2Magics.search = \"duckduckgo\"` "
+                "after `pip install ddgs`, `\"searxng:URL\"`, or k2nb.set_search_provider(...).) "
+                "Use fetch_url on URLs you already know instead.",
+                is_error=True, status="error")
+        try:
+            hits = self.provider.search(values["query"], values["max_results"])
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:
+            return ToolOutcome(f"The search provider `{self.provider.name}` failed: "
+                               f"{type(exc).__name__}: {exc}", is_error=True, status="error",
+                               duration_s=time.monotonic() - start)
+        if not hits:
+            text = f"No results for {values['query']!r}."
+        else:
+            lines = []
+            for i, hit in enumerate(hits, 1):
+                lines.append(f"{i}. {hit.title.strip() or '(untitled)'}\n   {hit.url}")
+                if hit.snippet:
+                    lines.append(f"   {' '.join(hit.snippet.split())}")
+            text = "\n".join(lines)
+        return ToolOutcome(redact(clean_text(text), self.secrets),
+                           duration_s=time.monotonic() - start)
+
+
+class MoonshotWebSearch:
+    """Moonshot's builtin ``$web_search``: the server searches; the client echoes the call's
+    arguments back unchanged as the tool result (Moonshot's documented protocol)."""
+
+    name = "$web_search"
+    description = "Moonshot's built-in web search."
+    parameters: dict[str, Any] = {"type": "object", "properties": {}}
+    arguments = None
+    raw_arguments = True  # Toolbox passes the raw text as values["arguments"]
+    declaration = {"type": "builtin_function", "function": {"name": "$web_search"}}
+
+    def invoke(self, call_id: str, values: dict[str, Any]) -> ToolOutcome:
+        return ToolOutcome(values["arguments"])
+
+
+def is_moonshot(base_url: str) -> bool:
+    return "api.moonshot." in base_url
+
+
+def search_tool(setting: str, base_url: str, secrets: tuple[str, ...] = ()) -> Any:
+    """The web-search tool for a run on ``base_url`` with the ``search`` setting."""
+    setting = (setting or "auto").strip()
+    if setting == "moonshot" or (setting == "auto" and is_moonshot(base_url)
+                                 and _custom_provider is None):
+        return MoonshotWebSearch()
+    return WebSearch(choose_provider(setting), secrets)
+
+
+# --- fetching ---------------------------------------------------------------------------------
+
+
+class FetchError(Exception):
+    """A fetch that was refused or failed; the message is written for the model and the user."""
+
+
+@dataclass
+class FetchPolicy:
+    """What ``fetch_url`` may do."""
+
+    timeout: float = 20.0  # seconds for the whole fetch, redirects included
+    max_bytes: int = 10_000_000
+    max_redirects: int = 5
+    allow_private: bool = False  # loopback / private / link-local addresses (tests, intranets)
+
+
+@dataclass
+class Page:
+    """A fetched document as text."""
+
+    url: str
+    final_url: str
+    content_type: str
+    title: str
+    text: str
+    size: int
+    notes: list[str] = field(default_factory=list)
+
+
+def check_url(url: str, allow_private: bool = False) -> httpx.URL:
+    """Refuse anything but http(s) to a public address (unless ``allow_private``)."""
+    try:
+        parsed = httpx.URL(url)
+    except Exception as exc:
+        raise FetchError(f"{url!r} is not a valid URL ({exc}).") from None
+    if parsed.scheme not in ("http", "https"):
+        raise FetchError(f"Only http and https URLs can be fetched, not "
+                         f"{parsed.scheme or 'relative'} URLs like {url!r}.")
+    host = parsed.host
+    if not host:
+        raise FetchError(f"The URL {url!r} has no host.")
+    if allow_private:
+        return parsed
+    try:
+        infos = socket.getaddrinfo(host, parsed.port or (443 if parsed.scheme == "https" else 80),
+                                   type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise FetchError(f"Could not resolve the host {host!r}: {exc.strerror}.") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        if not address.is_global:
+            raise FetchError(
+                f"Refused to fetch {url}: {host} resolves to {address}, a private, loopback or "
+                "otherwise non-public address. (The user can allow such addresses with "
+                "`%config K2Magics.allow_private_urls = True`.)")
+    return parsed
+
+
+def fetch(url: str, policy: FetchPolicy | None = None) -> Page:
+    """Fetch ``url`` under ``policy`` and extract readable text; raises :class:`FetchError`."""
+    policy = policy or FetchPolicy()
+    deadline = time.monotonic() + policy.timeout
+    current = check_url(url, policy.allow_private)
+    timeout = httpx.Timeout(policy.timeout)
+    headers = {"User-Agent": USER_AGENT, "Accept": "text/html,application/pdf,text/*;q=0.9,*/*;q=0.5"}
+    try:
+        with httpx.Client(follow_redirects=False, timeout=timeout, headers=headers) as client:
+            for _hop in range(policy.max_redirects + 1):
+                with client.stream("GET", current) as response:
+                    if response.is_redirect:
+                        location = response.headers.get("location", "")
+                        current = check_url(str(current.join(location)), policy.allow_private)
+                        continue
+                    body, truncated = _read_body(response, policy, deadline)
+                    if response.status_code >= 400:
+                        excerpt = html_to_text(body[:2000].decode("utf-8", "replace"))[:300]
+                        raise FetchError(f"{current} answered HTTP {response.status_code} "
+                                         f"{response.reason_phrase}." +
+                                         (f" Body: {excerpt}" if excerpt else ""))
+                    return _to_page(url, response, body, truncated, policy)
+            raise FetchError(f"Too many redirects (more than {policy.max_redirects}) from {url}.")
+    except httpx.TimeoutException:
+        raise FetchError(f"Fetching {url} timed out after {policy.timeout:g} s.") from None
+    except httpx.HTTPError as exc:
+        raise FetchError(f"Fetching {url} failed: {type(exc).__name__}: {exc}.") from None
+
+
+def _read_body(response: httpx.Response, policy: FetchPolicy, deadline: float) -> tuple[bytes, bool]:
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > policy.max_bytes and _is_pdf(response):
+        raise FetchError(f"The PDF at {response.url} is {int(declared):,} bytes, over the "
+                         f"{policy.max_bytes:,}-byte limit.")
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        # httpx's timeout is per read; a server that trickles bytes needs a total deadline too.
+        if time.monotonic() > deadline:
+            raise httpx.ReadTimeout("total time limit")
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > policy.max_bytes:
+            return b"".join(chunks)[: policy.max_bytes], True
+    return b"".join(chunks), False
+
+
+def _is_pdf(response: httpx.Response) -> bool:
+    kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    return kind == "application/pdf" or response.url.path.lower().endswith(".pdf")
+
+
+def _to_page(url: str, response: httpx.Response, body: bytes, truncated: bool,
+             policy: FetchPolicy) -> Page:
+    kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    final = str(response.url)
+    notes = [f"only the first {policy.max_bytes:,} bytes were read"] if truncated else []
+    if kind == "application/pdf" or body[:5] == b"%PDF-":
+        if truncated:
+            raise FetchError(f"The PDF at {final} is over the {policy.max_bytes:,}-byte limit.")
+        title, text, pdf_notes = pdf_text(body)
+        return Page(url, final, "application/pdf", title, text, len(body), notes + pdf_notes)
+    if kind in HTML_TYPES or (not kind and body.lstrip()[:1] == b"<"):
+        title, text = html_text(body, final)
+        return Page(url, final, kind or "text/html", title, text, len(body), notes)
+    if not kind or kind.startswith(TEXT_TYPES) or kind.endswith(("+json", "+xml")):
+        text = body.decode(response.encoding or "utf-8", "replace")
+        return Page(url, final, kind or "text/plain", "", text, len(body), notes)
+    raise FetchError(f"{final} is {kind} ({len(body):,} bytes), which is not readable as text. "
+                     "To work with it, download it in code_interpreter (e.g. with httpx).")
+
+
+def html_text(html: bytes | str, url: str | None = None) -> tuple[str, str]:
+    """Title and main text of an HTML page (trafilatura; markdown with tables kept)."""
+    import trafilatura
+
+    text = trafilatura.extract(html, url=url, output_format="markdown", include_tables=True,
+                               include_comments=False, include_links=False, favor_recall=True,
+                               with_metadata=False)
+    title = _html_title(html)
+    if not title:
+        meta = trafilatura.extract_metadata(html)
+        title = (meta.title if meta and meta.title else "") or ""
+    if not text or not text.strip():  # tiny or unusual pages: plain tag stripping
+        markup = html.decode("utf-8", "replace") if isinstance(html, bytes) else html
+        text = html_to_text(markup)
+    return title.strip(), text.strip()
+
+
+def _html_title(html: bytes | str) -> str:
+    import lxml.html
+
+    try:
+        found = lxml.html.fromstring(html).findtext(".//title")
+    except Exception:  # empty or unparsable markup
+        return ""
+    return " ".join((found or "").split())
+
+
+def pdf_text(data: bytes) -> tuple[str, str, list[str]]:
+    """Title, text (page by page) and notes of a PDF, through pypdf."""
+    import pypdf
+
+    try:
+        reader = pypdf.PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise FetchError("The PDF is encrypted with a password; its text cannot be read.")
+        title = ""
+        if reader.metadata and reader.metadata.title:
+            title = str(reader.metadata.title)
+        pages = reader.pages
+        parts = []
+        for number, page in enumerate(pages, 1):
+            if number > MAX_PDF_PAGES:
+                break
+            parts.append(f"[page {number}]\n{(page.extract_text() or '').strip()}")
+    except FetchError:
+        raise
+    except Exception as exc:
+        raise FetchError(f"The PDF could not be read: {type(exc).__name__}: {exc}.") from None
+    notes = [f"{len(pages)} pages"]
+    if len(pages) > MAX_PDF_PAGES:
+        notes.append(f"only the first {MAX_PDF_PAGES} pages were extracted")
+    text = "\n\n".join(parts)
+    if not any(p.split("\n", 1)[-1] for p in parts):
+        notes.append("no text layer found (a scanned PDF?)")
+    return title.strip(), text, notes
+
+
+class FetchUrlArguments(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    url: str = pydantic.Field(description="An http or https URL of a web page, PDF or text file.")
+
+
+class FetchUrl:
+    """``fetch_url``: a page's readable text, capped, with the rest pageable by ``read_output``."""
+
+    name = "fetch_url"
+    arguments = FetchUrlArguments
+
+    def __init__(self, store: OutputStore, policy: FetchPolicy | None = None,
+                 observation_chars: int = 8_000, secrets: tuple[str, ...] = ()):
+        self.store = store
+        self.policy = policy or FetchPolicy()
+        self.observation_chars = observation_chars
+        self.secrets = secrets
+        self.parameters = model_parameters(FetchUrlArguments)
+        self.description = (
+            "Fetch a web page, PDF or text file and read its main text (title first). Long "
+            "documents are shortened; read further with `read_output` at the offset given.")
+
+    def invoke(self, call_id: str, values: dict[str, Any]) -> ToolOutcome:
+        start = time.monotonic()
+        try:
+            page = fetch(values["url"], self.policy)
+        except FetchError as exc:
+            return ToolOutcome(redact(str(exc), self.secrets), is_error=True, status="error",
+                               duration_s=time.monotonic() - start)
+        text = redact(clean_text(page.text), self.secrets)
+        self.store.put(call_id, text)
+        header = [f"Title: {page.title or '(none)'}", f"URL: {page.final_url}"]
+        if page.final_url != page.url:
+            header[-1] += f" (redirected from {page.url})"
+        details = [page.content_type, f"{len(text):,} chars of text"] + page.notes
+        header.append("Content: " + ", ".join(details))
+        if len(text) > self.observation_chars:
+            header.append(f"Shortened: read more with read_output(call_id={json.dumps(call_id)}, "
+                          f"offset=N).")
+        body = self.store.page(call_id, 0, self.observation_chars) if text else "(no text found)"
+        return ToolOutcome("\n".join(header) + "\n\n" + body, duration_s=time.monotonic() - start)

@@ -1,0 +1,82 @@
+"""Repeated identical calls get a nudge then stop the run; long histories are trimmed K2's way."""
+
+from __future__ import annotations
+
+import k2nb
+from k2nb.agent import events as ev
+from k2nb.agent.context import estimate_tokens, hide_old_observations
+from k2nb.agent.messages import AssistantMessage, ToolCall, ToolMessage, UserMessage
+from k2nb.testing import Call, Reply, ScriptedServer
+
+
+def same_call(body):
+    return Reply(reasoning="try again", tool_calls=[Call("code_interpreter", {"code": "tries += 1"})])
+
+
+def test_same_call_nudged_then_stopped(shell, k2env):
+    shell.user_ns["tries"] = 0
+    k2env.add(*[same_call] * 6)
+    run = k2nb.run("loop", shell=shell)
+    assert run.stop_reason == "loop"
+    assert "same `code_interpreter` call 5 times in a row" in run.note
+    assert shell.user_ns["tries"] == 4  # the 5th identical call was not run
+    observations = [c.observation for c in run.tool_calls]
+    assert "Note from k2nb" not in observations[1]
+    assert "same arguments 3 times in a row" in observations[2]
+    assert "4 times in a row" in observations[3]
+    assert len(k2env.requests) == 5
+
+
+def test_different_calls_reset_the_count(shell, k2env):
+    replies = []
+    for i in range(6):
+        code = "x = 1" if i % 2 else "y = 2"
+        replies.append(Reply(reasoning="r", tool_calls=[Call("code_interpreter", {"code": code})]))
+    k2env.add(*replies, Reply(reasoning="r", content="done"))
+    run = k2nb.run("alternate", shell=shell)
+    assert run.ok and not any("Note from k2nb" in c.observation for c in run.tool_calls)
+
+
+def test_old_observations_hidden_near_the_window(shell, k2env):
+    big = "print('z' * 6000)"
+    replies = [Reply(reasoning=f"step {i}", tool_calls=[Call("code_interpreter", {"code": big})])
+               for i in range(4)]
+    k2env.add(*replies, Reply(reasoning="r", content="done"))
+    notices = []
+    run = k2nb.run("big outputs", shell=shell, context_window=5000, observation_chars=6000,
+                   max_tokens=500, subscribers=[lambda e: isinstance(e, ev.Notice) and
+                                                notices.append(e.text)])
+    assert run.ok
+    last = k2env.requests[-1]["messages"]
+    tools = [m["content"] for m in last if m["role"] == "tool"]
+    assert tools[-1].startswith("zzz")  # the latest observation is kept
+    assert "output hidden to keep the conversation within the context window" in tools[0]
+    # Reasoning is never dropped.
+    assert [m["reasoning_content"] for m in last if m["role"] == "assistant"] == [
+        f"step {i}" for i in range(4)]
+    assert any("neared the context window" in n for n in notices)
+
+
+def test_server_token_limit_triggers_trim_and_retry(shell, monkeypatch, tmp_path):
+    with ScriptedServer(api_key="k", context_window=4100) as srv:
+        monkeypatch.setenv("K2NB_BASE_URL", srv.base_url)
+        monkeypatch.setenv("K2NB_API_KEY", "k")
+        big = "print('y' * 12000)"
+        srv.add(Reply(reasoning="a", tool_calls=[Call("code_interpreter", {"code": big})]),
+                Reply(reasoning="b", tool_calls=[Call("code_interpreter", {"code": "print('w' * 2000)"})]),
+                Reply(reasoning="c", content="fits now"))
+        run = k2nb.run("x", shell=shell, max_tokens=100, observation_chars=20000)
+        assert run.ok and run.answer == "fits now", run.note
+        assert any("exceeded model token limit" in e for e in srv.errors)
+
+
+def test_estimate_and_hide_helpers():
+    msgs = [UserMessage("hi"),
+            AssistantMessage("", "think", [ToolCall("a", "code_interpreter", "{}")]),
+            ToolMessage("a", "code_interpreter", "x" * 3500),
+            AssistantMessage("", "think2", [ToolCall("b", "code_interpreter", "{}")]),
+            ToolMessage("b", "code_interpreter", "y" * 10)]
+    assert estimate_tokens(msgs) > 1000
+    trimmed, hidden = hide_old_observations(msgs, keep_last=1)
+    assert hidden == 1 and "read_output" in trimmed[2].content and trimmed[4].content == "y" * 10
+    assert msgs[2].content == "x" * 3500  # the original list is untouched
