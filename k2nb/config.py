@@ -15,7 +15,8 @@ from typing import Any
 from .backends.api import MOONSHOT_BASE_URL
 
 DEFAULT_MODEL = "kimi-k2-thinking"
-ENV_FILE_KEYS = ("MOONSHOT_API_KEY", "K2NB_API_KEY", "K2NB_BASE_URL", "K2NB_MODEL")
+ENV_FILE_KEYS = ("MOONSHOT_API_KEY", "K2NB_API_KEY", "K2NB_BASE_URL", "K2NB_MODEL",
+                 "K2NB_RUNS_DIR")
 
 # A key typed into `%k2 key` for this kernel session only.
 _session_key: str | None = None
@@ -43,6 +44,7 @@ class Settings:
     context_window: int = 262_144
     transcript_dir: str = ".k2nb/runs"
     instructions: str = ""
+    approve: str = "auto"
     quiet: bool = False
     out: str | None = None
     sources: dict[str, str] = field(default_factory=dict, repr=False)
@@ -100,6 +102,8 @@ def resolve(options: dict[str, Any] | None = None, configured: dict[str, Any] | 
         settings.model, sources["model"] = env["K2NB_MODEL"]
     if "K2NB_BASE_URL" in env:
         settings.base_url, sources["base_url"] = env["K2NB_BASE_URL"]
+    if "K2NB_RUNS_DIR" in env:
+        settings.transcript_dir, sources["transcript_dir"] = env["K2NB_RUNS_DIR"]
     for layer, label in ((configured or {}, "%config K2Magics"), (options or {}, "option")):
         for name, value in layer.items():
             if value is None or name not in Settings.__dataclass_fields__ or name == "sources":
@@ -117,6 +121,8 @@ def resolve(options: dict[str, Any] | None = None, configured: dict[str, Any] | 
         if not low <= value <= high:
             raise ValueError(f"{name} must be between {low} and {high}, got {value}")
         setattr(settings, name, value)
+    if settings.approve not in ("auto", "ask", "risky"):
+        raise ValueError(f"approve must be auto, ask or risky, got {settings.approve!r}")
     settings.api_key, key_source = _api_key(settings, env)
     if key_source:
         sources["api_key"] = key_source

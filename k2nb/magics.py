@@ -18,7 +18,7 @@ HELP = """\
 %%k2 [options]      run the agent on the cell's text
 %k2                 show the configuration and where each value comes from
 %k2 models          list the models the server offers
-%k2 key             type an API key for this kernel session (never saved)
+%k2 login           type an API key for this kernel session (never saved; also %k2 key)
 %k2 help            this help"""
 
 
@@ -60,6 +60,10 @@ class K2Magics(Magics):
                              "written.").tag(config=True)
     instructions = Unicode("", help="Extra instructions added to the system "
                            "prompt.").tag(config=True)
+    approve = Unicode("auto", help="Ask before the agent's code runs: auto (never), ask "
+                      "(always) or risky (only code that a static check flags: file deletion or "
+                      "writes outside the working directory, shell commands, package installs, "
+                      "network, secrets, %reset).").tag(config=True)
 
     def configured(self) -> dict[str, Any]:
         """Trait values the user changed from their defaults (they outrank the environment)."""
@@ -78,6 +82,8 @@ class K2Magics(Magics):
     @argument("--timeout", type=float, help="seconds per tool call (0 = no limit)")
     @argument("--temperature", type=float, help="sampling temperature")
     @argument("--reasoning-field", help="auto | reasoning_content | reasoning | both")
+    @argument("--approve", choices=("auto", "ask", "risky"),
+              help="ask before code runs: auto, ask or risky")
     @argument("--out", "-o", help="also store the run in this variable")
     @argument("--quiet", "-q", action="store_true", help="show only the answer")
     @argument("words", nargs="*", help="a subcommand of %%k2: models, key, help")
@@ -102,6 +108,7 @@ class K2Magics(Magics):
             "temperature": args.temperature,
             "reasoning_field": args.reasoning_field,
             "quiet": args.quiet or None,
+            "approve": args.approve,
         }
         try:
             result = runner.run(prompt, shell=self.shell, **options)
@@ -143,7 +150,7 @@ class K2Magics(Magics):
             for model in models:
                 mark = "  (current)" if model == settings.model else ""
                 print(f"  {model}{mark}")
-        elif command == "key":
+        elif command in ("key", "login"):
             key = getpass.getpass("API key (kept in this kernel's memory only): ").strip()
             config.set_session_key(key)
             print("Key set for this kernel session." if key else "Session key cleared.")

@@ -12,6 +12,7 @@ from .agent.transcript import Transcript
 from .backends.api import ApiBackend
 from .backends.base import Backend
 from .config import Settings, resolve
+from .tools.approval import Approval, stdin_available
 from .tools.code_interpreter import CodeInterpreter
 from .tools.namespace import describe_namespace
 from .tools.observation import OutputStore, secret_values
@@ -37,8 +38,18 @@ def run(prompt: str, *, backend: Backend | None = None, shell: Any = None,
     backend = backend or make_backend(settings)
     store = OutputStore()
     secrets = tuple(s for s in (settings.api_key, *secret_values()) if s)
+    approval = None
+    if settings.approve != "auto":
+        if not stdin_available(shell):
+            raise ValueError(
+                f"--approve {settings.approve} asks you before code runs, but this frontend cannot "
+                "answer input prompts (nbclient/nbconvert run notebooks without one). Use it in "
+                "JupyterLab, Notebook, VS Code or terminal IPython, or use --approve auto here."
+            )
+        approval = Approval(settings.approve)
     interpreter = CodeInterpreter(shell, store, timeout=settings.timeout,
-                                  observation_chars=settings.observation_chars, secrets=secrets)
+                                  observation_chars=settings.observation_chars, secrets=secrets,
+                                  approval=approval)
     toolbox = Toolbox([interpreter, ReadOutput(store), *user_tools()])
     run_id = new_run_id()
     transcript = Transcript(settings.transcript_dir, run_id)

@@ -14,6 +14,7 @@ from typing import Any
 import IPython
 import pydantic
 
+from .approval import Approval
 from .capture import RECORD_LIMIT, Recording, recording_outputs
 from .guards import AgentCodeRefused, ToolTimeout, guarded, time_limit
 from .observation import OutputStore, cap, clean_text, render_bundle, render_error
@@ -55,7 +56,9 @@ class CodeInterpreter:
         timeout: float = 120.0,
         observation_chars: int = 8000,
         secrets: tuple[str, ...] = (),
+        approval: Approval | None = None,
     ):
+        self.approval = approval
         self.shell = shell
         self.store = store
         self.timeout = timeout
@@ -64,6 +67,22 @@ class CodeInterpreter:
         self.parameters = model_parameters(CodeArguments)
 
     def invoke(self, call_id: str, values: dict[str, Any]) -> ToolOutcome:
+        code, preface = values["code"], ""
+        if self.approval is not None:
+            decision = self.approval.review(code)
+            if decision.action == "skip":
+                reason = f" Their reason: {decision.reason}" if decision.reason else ""
+                return ToolOutcome(f"The user chose not to run this code.{reason}",
+                                   is_error=True, status="skipped")
+            if decision.edited:
+                code = decision.code
+                preface = f"The user edited your code before it ran; it ran as:\n{code}\n---\n"
+        outcome = self._run(call_id, code)
+        if preface:
+            outcome.observation = preface + outcome.observation
+        return outcome
+
+    def _run(self, call_id: str, code: str) -> ToolOutcome:
         shell = self.shell
         recording = Recording(secrets=self.secrets)
         start = time.monotonic()
@@ -75,7 +94,7 @@ class CodeInterpreter:
             shell.execution_count += 1
         try:
             with recording_outputs(shell, recording), guarded(shell), time_limit(self.timeout):
-                result = shell.run_cell(values["code"], store_history=True, silent=False)
+                result = shell.run_cell(code, store_history=True, silent=False)
         finally:
             if step_past:
                 shell.execution_count -= 1
