@@ -58,16 +58,28 @@ def test_old_observations_hidden_near_the_window(shell, k2env):
 
 
 def test_server_token_limit_triggers_trim_and_retry(shell, monkeypatch, tmp_path):
-    with ScriptedServer(api_key="k", context_window=4100) as srv:
+    from k2nb.testing.server import _prompt_tokens
+
+    with ScriptedServer(api_key="k") as srv:
         monkeypatch.setenv("K2NB_BASE_URL", srv.base_url)
         monkeypatch.setenv("K2NB_API_KEY", "k")
-        big = "print('y' * 12000)"
-        srv.add(Reply(reasoning="a", tool_calls=[Call("code_interpreter", {"code": big})]),
-                Reply(reasoning="b", tool_calls=[Call("code_interpreter", {"code": "print('w' * 2000)"})]),
+
+        def second(body):
+            # The window just fits this request; the next one (+2,000 chars) will not.
+            srv.context_window = _prompt_tokens(body) + body["max_tokens"] + 200
+            return Reply(reasoning="b", tool_calls=[
+                Call("code_interpreter", {"code": "print('w' * 2000)"})])
+
+        srv.add(Reply(reasoning="a", tool_calls=[
+                    Call("code_interpreter", {"code": "print('y' * 12000)"})]),
+                second,
                 Reply(reasoning="c", content="fits now"))
         run = k2nb.run("x", shell=shell, max_tokens=100, observation_chars=20000)
         assert run.ok and run.answer == "fits now", run.note
         assert any("exceeded model token limit" in e for e in srv.errors)
+        retried = srv.requests[-1]["messages"]
+        tools = [m["content"] for m in retried if m["role"] == "tool"]
+        assert "output hidden" in tools[0] and tools[1].startswith("www")
 
 
 def test_estimate_and_hide_helpers():
