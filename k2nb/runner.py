@@ -9,6 +9,7 @@ from .agent.loop import Agent, Budgets, new_run_id
 from .agent.prompt import system_prompt
 from .agent.run import Run
 from .agent.transcript import Transcript
+from . import replay as replay_mode
 from .backends.api import ApiBackend
 from .backends.base import Backend
 from .config import Settings, resolve
@@ -16,8 +17,8 @@ from .tools.approval import Approval, stdin_available
 from .tools.code_interpreter import CodeInterpreter
 from .tools.namespace import describe_namespace
 from .tools.observation import OutputStore, secret_values
-from .tools.read_output import ReadOutput
-from .tools.registry import Toolbox, user_tools
+from .tools.catalog import build_tools
+from .tools.registry import Toolbox
 
 # Set by load_ipython_extension: returns the %config K2Magics values the user set.
 configured_values: Callable[[], dict[str, Any]] = dict
@@ -26,16 +27,22 @@ view_factories: list[Callable[[Settings, Any], Subscriber | None]] = []
 
 
 def run(prompt: str, *, backend: Backend | None = None, shell: Any = None,
-        subscribers: list[Subscriber] | None = None, **options: Any) -> Run:
+        subscribers: list[Subscriber] | None = None, replay: Any = None, **options: Any) -> Run:
     """Run the agent on ``prompt`` in the live IPython namespace and return the :class:`Run`.
 
     Options are those of ``%%k2`` (``model``, ``base_url``, ``api_key``, ``max_steps``,
     ``max_tokens``, ``timeout``, ``temperature``, ``reasoning_field``, ``observation_chars``,
     ``quiet``, ...). Outside IPython a headless IPython shell runs the code.
+
+    ``replay``: None (replay a recorded run of this prompt only when no backend is configured,
+    or when ``K2NB_REPLAY=1``), True, False, or a run id to replay (see :mod:`k2nb.replay`).
     """
     settings = resolve(options, configured_values())
     shell = shell or _shell()
-    backend = backend or make_backend(settings)
+    replay_plan = replay_mode.plan(prompt, settings, replay) if backend is None else None
+    if backend is None:
+        backend = replay_mode.backend_for(replay_plan) if replay_plan else make_backend(settings)
+    replay_check = replay_mode.ReplayCheck(replay_plan) if replay_plan else None
     store = OutputStore()
     secrets = tuple(s for s in (settings.api_key, *secret_values()) if s)
     approval = None
@@ -50,13 +57,16 @@ def run(prompt: str, *, backend: Backend | None = None, shell: Any = None,
     interpreter = CodeInterpreter(shell, store, timeout=settings.timeout,
                                   observation_chars=settings.observation_chars, secrets=secrets,
                                   approval=approval)
-    toolbox = Toolbox([interpreter, ReadOutput(store), *user_tools()])
+    toolbox = Toolbox(build_tools(settings, store, secrets, interpreter))
+    if replay_plan:
+        toolbox = replay_mode.toolbox_for(toolbox, replay_plan)
     run_id = new_run_id()
     transcript = Transcript(settings.transcript_dir, run_id)
     transcript.write({"type": "settings", "model": settings.model, "base_url": settings.base_url,
                       "backend": backend.name, "max_steps": settings.max_steps,
                       "max_tokens": settings.max_tokens, "temperature": settings.temperature,
-                      "tools": toolbox.declarations()})
+                      "tools": toolbox.declarations(),
+                      "replay_of": replay_plan.record.get("run_id") if replay_plan else None})
     views = []
     if not settings.quiet:
         for factory in view_factories:
@@ -69,10 +79,16 @@ def run(prompt: str, *, backend: Backend | None = None, shell: Any = None,
         system_prompt=system_prompt(describe_namespace(shell.user_ns), settings.instructions),
         budgets=Budgets(settings.max_steps, settings.max_tokens, settings.temperature,
                         context_window=settings.context_window),
-        subscribers=[transcript, *views, *(subscribers or [])],
+        subscribers=[transcript, *views, *(subscribers or []),
+                     *([replay_check] if replay_check else [])],
     )
+    if replay_check:
+        replay_check.emit = agent._emit  # last subscriber: its notices follow what they check
     try:
-        return agent.run(prompt, run_id=run_id, transcript_path=str(transcript.path))
+        result = agent.run(prompt, run_id=run_id, transcript_path=str(transcript.path))
+        if replay_check:
+            result.replay = replay_check.report  # type: ignore[attr-defined]
+        return result
     finally:
         transcript.close()
 

@@ -1,0 +1,75 @@
+"""Views of a run: live widgets in a notebook, plain text in a terminal.
+
+The magic makes one view per run and subscribes it to the loop's events::
+
+    view = make_view(max_steps=30, quiet=False)
+    try:
+        run(..., subscribers=[view])   # RunFinished leaves the static rendering in place
+    finally:
+        view.close()                   # no-op after RunFinished; otherwise shows how it ended
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ..agent.events import Event
+from .live import LiveView
+from .plain import PlainView
+from .pricing import estimate_cost, register_price
+
+__all__ = [
+    "LiveView",
+    "PlainView",
+    "View",
+    "estimate_cost",
+    "make_view",
+    "register_price",
+    "view_factory",
+]
+
+
+class View(Protocol):
+    """A subscriber to one run's events that can be closed when the run is over."""
+
+    def __call__(self, event: Event) -> None: ...
+
+    def close(self, stop_reason: str = "error", note: str = "") -> None: ...
+
+
+def in_kernel() -> bool:
+    """True inside a Jupyter kernel (a frontend that can show widgets and HTML)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def make_view(max_steps: int, quiet: bool = False, mode: str = "auto") -> View:
+    """The view for this environment.
+
+    ``mode``: "auto" (widgets in a kernel, text elsewhere), "widgets", "html" (static HTML
+    blocks updated in place, for frontends without widgets) or "plain".
+    """
+    if mode == "auto":
+        mode = "widgets" if in_kernel() else "plain"
+    if mode == "widgets":
+        return LiveView(max_steps, quiet)
+    if mode == "html":
+        return LiveView(max_steps, quiet, widgets=False)
+    if mode == "plain":
+        return PlainView(max_steps, quiet)
+    raise ValueError(f"unknown view mode {mode!r}: use auto, widgets, html or plain")
+
+
+def view_factory(settings: Any, shell: Any = None) -> View:
+    """For ``k2nb.runner.view_factories``: the view for one run with these settings.
+
+    Put it before the lab-extension bridge, so that each call's block is displayed before the
+    extension starts moving that call's outputs into their own cell.
+    """
+    return make_view(
+        int(getattr(settings, "max_steps", 50)), bool(getattr(settings, "quiet", False))
+    )
