@@ -150,3 +150,61 @@ def test_outside_a_kernel_the_bridge_is_silent():
     bridge(ev.RunFinished("r", "", "answered", 1, Usage()))
     bridge.close()
     assert bridge._comm is None
+
+
+def test_approval_answers_typed_or_sent_by_the_extension():
+    from k2nb.ui.frontend import Approval, ask_approval, parse_approval
+
+    code = "print(1)"
+    assert parse_approval("", code) == Approval("run", code)
+    assert parse_approval(" Y ", code) == Approval("run", code)
+    assert parse_approval("n", code) == Approval("skip", code)
+    assert parse_approval("all", code) == Approval("all", code)
+    assert parse_approval('{"action": "edit", "code": "print(2)"}', code) == Approval(
+        "edit", "print(2)")
+    assert parse_approval('{"action": "skip", "code": "print(1)"}', code) == Approval(
+        "skip", code)
+    assert parse_approval('{"action": "rm -rf"}', code) is None
+    assert parse_approval("maybe", code) is None
+
+    prompts = []
+    answers = iter(["maybe", "a"])
+
+    def ask(prompt):
+        prompts.append(prompt)
+        return next(answers)
+
+    decision = ask_approval(code, call_id="call-9", step=2, ask=ask)
+    assert decision == Approval("all", code) and decision.runs
+    assert prompts[0].startswith("[k2nb:call-9] Run this code?")
+    assert prompts[1].startswith("[k2nb:call-9] Please answer")
+
+
+def test_an_approval_request_reaches_iopub_before_the_stdin_prompt(kernel):
+    code = textwrap.dedent("""
+        from k2nb.agent import events as ev
+        from k2nb.ui.frontend import FrontendBridge, ask_approval
+        bridge = FrontendBridge("m")
+        bridge(ev.RunStarted("run-2", "p", "m", "api", None))
+        decision = ask_approval("x = 1", call_id="c7", step=3, bridge=bridge)
+        bridge.close()
+        print(decision.action, decision.code)
+    """)
+    seen: list[str] = []
+    outputs: list[str] = []
+
+    def on_iopub(msg):
+        if msg["msg_type"] == "comm_msg":
+            seen.append(msg["content"]["data"]["type"])
+        elif msg["msg_type"] == "stream":
+            outputs.append(msg["content"]["text"])
+
+    def on_stdin(msg):
+        seen.append("input_request:" + msg["content"]["prompt"][:9])
+        kernel.input('{"action": "edit", "code": "x = 2"}')
+
+    reply = kernel.execute_interactive(code, allow_stdin=True, output_hook=on_iopub,
+                                       stdin_hook=on_stdin, timeout=60)
+    assert reply["content"]["status"] == "ok"
+    assert seen[:2] == ["approval_request", "input_request:[k2nb:c7]"]
+    assert "".join(outputs) == "edit x = 2\n"

@@ -183,10 +183,14 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.k2nb_errors = errors
+    console: list[str] = []
+    page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
+    page.k2nb_console = console
     try:
         yield page
     finally:
         ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / f"{request.node.name}-console.log").write_text("\n".join(console) + "\n")
         try:
             page.screenshot(path=str(ARTIFACTS / f"{request.node.name}-final.png"))
         except Exception:

@@ -1,0 +1,255 @@
+"""The kernel side of the JupyterLab extension: each code_interpreter call becomes a real cell.
+
+:class:`FrontendBridge` subscribes to a run's events and tells the extension, on comm target
+``k2nb``, when each tool call starts and ends. One comm per run::
+
+    comm_open  {"type": "run_started", "version": 1, "run_id", "model"}
+    comm_msg   {"type": "tool_call_started", "run_id", "step", "call_id", "name", "code",
+                "model", "execution_count": null}
+    ...        the call's own outputs (stream, display_data, execute_result, error)
+    comm_msg   {"type": "tool_call_finished", "run_id", "call_id", "execution_count", "status"}
+    comm_msg   {"type": "run_finished", "run_id", "stop_reason"}
+    comm_close
+
+Approval (:func:`ask_approval`) goes through the stdin channel, which frontends serve while the
+cell runs: a ``{"type": "approval_request", "run_id", "step", "call_id", "code"}`` comm message,
+then an ``input()`` whose prompt starts with ``[k2nb:<call id>]``. The extension answers that
+prompt from a dialog (Run / Skip / Edit / Run all) with a JSON reply; any other frontend shows
+the prompt and the user types y / n / a.
+
+The tool code runs inside the ``%%k2`` cell's execution, so everything above carries that cell's
+execute request as parent, in order on iopub. The extension inserts a cell on
+``tool_call_started`` and claims the outputs that arrive before ``tool_call_finished``. Nothing
+here waits for an answer: without the extension (nbclient, VS Code, a terminal) the messages go
+unheard and the outputs stay in the ``%%k2`` cell.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from ..agent import events as ev
+
+COMM_TARGET = "k2nb"
+PROTOCOL_VERSION = 1
+
+
+def _kernel_present() -> bool:
+    """Whether this code runs in an IPython kernel (where comms reach a frontend)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def _flush_streams() -> None:
+    # ipykernel sends stdout/stderr from a buffer; flushing puts what the code printed on
+    # iopub before our next comm message, so the extension attributes it to the right cell.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+
+
+def _drain_iopub(timeout: float = 1.0, settle: float = 0.05) -> None:
+    """Wait until ipykernel's iopub thread has sent what is queued, then a moment more."""
+    import threading
+    import time
+
+    try:
+        from IPython import get_ipython
+
+        thread = get_ipython().kernel.iopub_thread
+        sent = threading.Event()
+        thread.schedule(sent.set)
+        sent.wait(timeout)
+    except Exception:
+        pass
+    time.sleep(settle)
+
+
+class FrontendBridge:
+    """An event subscriber that mirrors a run's code_interpreter calls to the lab extension.
+
+    Build one per run, inside the ``%%k2`` cell's execution, and pass it every event of that
+    run; call :meth:`close` when the run ends however it ends (it is idempotent).
+    """
+
+    def __init__(self, model: str = ""):
+        self.model = model
+        self._comm: Any = None
+        self._run_id = ""
+        self._open_calls: dict[str, int] = {}  # call id -> step
+        self._enabled = _kernel_present()
+        self._closed = False
+
+    def __call__(self, event: ev.Event) -> None:
+        if not self._enabled or self._closed:
+            return
+        if isinstance(event, ev.RunStarted):
+            self._open(event)
+        elif isinstance(event, ev.ToolCallStarted):
+            self._tool_call_started(event)
+        elif isinstance(event, ev.ToolCallFinished):
+            self._tool_call_finished(event)
+        elif isinstance(event, ev.RunFinished):
+            self._send({"type": "run_finished", "run_id": event.run_id,
+                        "stop_reason": event.stop_reason})
+            self.close()
+
+    def close(self) -> None:
+        """End the run for the extension: open calls are marked interrupted, the comm closes."""
+        if self._closed:
+            return
+        for call_id in list(self._open_calls):
+            self._send({"type": "tool_call_finished", "run_id": self._run_id,
+                        "call_id": call_id, "execution_count": None, "status": "interrupted"})
+        self._open_calls.clear()
+        self._closed = True
+        if self._comm is not None:
+            try:
+                self._comm.close()
+            except Exception:
+                pass
+            self._comm = None
+
+    def _open(self, event: ev.RunStarted) -> None:
+        if self._comm is not None:
+            return
+        self._run_id = event.run_id
+        self.model = self.model or event.model
+        try:
+            from comm import create_comm
+
+            _flush_streams()
+            self._comm = create_comm(
+                target_name=COMM_TARGET,
+                data={"type": "run_started", "version": PROTOCOL_VERSION,
+                      "run_id": event.run_id, "model": self.model},
+            )
+        except Exception:
+            # No comm machinery (an unusual kernel): the run goes on without real cells.
+            self._enabled = False
+            self._comm = None
+
+    def _tool_call_started(self, event: ev.ToolCallStarted) -> None:
+        if event.code is None:
+            return  # only code_interpreter calls become cells
+        self._open_calls[event.call.id] = event.step
+        self._send({
+            "type": "tool_call_started",
+            "run_id": event.run_id,
+            "step": event.step,
+            "call_id": event.call.id,
+            "name": event.call.name,
+            "code": event.code,
+            "model": self.model,
+            "execution_count": None,
+        })
+
+    def _tool_call_finished(self, event: ev.ToolCallFinished) -> None:
+        if self._open_calls.pop(event.call.id, None) is None:
+            return
+        self._send({
+            "type": "tool_call_finished",
+            "run_id": event.run_id,
+            "call_id": event.call.id,
+            "execution_count": event.execution_count,
+            "status": getattr(event, "status", "error" if event.is_error else "ok"),
+        })
+
+    def approval_request(self, call_id: str, step: int, code: str) -> None:
+        """Tell the extension that the next stdin prompt asks to approve this code."""
+        self._send({"type": "approval_request", "run_id": self._run_id, "step": step,
+                    "call_id": call_id, "code": code})
+        if self._comm is not None:
+            # iopub leaves through a background thread while stdin is sent from this one:
+            # let this message (and the comm's opening) reach the server first.
+            _drain_iopub()
+
+    def _send(self, data: dict[str, Any]) -> None:
+        if self._comm is None:
+            return
+        _flush_streams()
+        try:
+            self._comm.send(data)
+        except Exception:
+            # A frontend that went away must never break the run.
+            pass
+
+
+def view_factory(settings: Any, shell: Any) -> FrontendBridge | None:
+    """For ``k2nb.runner.view_factories``: a bridge per run when a kernel can reach a frontend."""
+    if not _kernel_present():
+        return None
+    return FrontendBridge(getattr(settings, "model", "") or "")
+
+
+@dataclass
+class Approval:
+    """The user's answer to "run this code?": ``action`` is run, skip, all or edit."""
+
+    action: str
+    code: str
+
+    @property
+    def runs(self) -> bool:
+        return self.action != "skip"
+
+
+APPROVAL_ANSWERS = {"": "run", "y": "run", "yes": "run", "r": "run", "run": "run",
+                    "n": "skip", "no": "skip", "s": "skip", "skip": "skip",
+                    "a": "all", "all": "all"}
+
+
+def approval_prompt(call_id: str) -> str:
+    return f"[k2nb:{call_id}] Run this code? [y]es / [n]o, skip it / [a]ll, stop asking: "
+
+
+def parse_approval(answer: str, code: str) -> Approval | None:
+    """The decision in a reply to :func:`approval_prompt`, or None if it is not one.
+
+    The extension replies with JSON (``{"action": ..., "code": ...}``); a person types y/n/a.
+    """
+    text = answer.strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return None
+        action = data.get("action")
+        if action not in ("run", "skip", "all", "edit"):
+            return None
+        edited = data.get("code")
+        if action == "edit" and isinstance(edited, str):
+            return Approval("edit", edited)
+        return Approval("run" if action == "edit" else action, code)
+    action = APPROVAL_ANSWERS.get(text.lower())
+    return Approval(action, code) if action else None
+
+
+def ask_approval(code: str, *, call_id: str, step: int,
+                 bridge: FrontendBridge | None = None, ask: Any = None) -> Approval:
+    """Ask the user whether to run ``code``, through the stdin channel (it works mid-run).
+
+    Raises ``StdinNotImplementedError`` where the frontend has no stdin (nbclient), and
+    ``KeyboardInterrupt`` when the user interrupts while the question is open.
+    """
+    if ask is None:
+        import builtins
+
+        ask = builtins.input  # looked up now: the kernel swaps in its stdin-channel input per cell
+    if bridge is not None:
+        bridge.approval_request(call_id, step, code)
+    prompt = approval_prompt(call_id)
+    while True:
+        decision = parse_approval(ask(prompt), code)
+        if decision is not None:
+            return decision
+        prompt = f"[k2nb:{call_id}] Please answer y (run), n (skip) or a (run all): "

@@ -1,0 +1,124 @@
+import type {
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
+import { CodeCell } from '@jupyterlab/cells';
+import {
+  INotebookTracker,
+  type Notebook,
+  type NotebookPanel
+} from '@jupyterlab/notebook';
+import type { Kernel, KernelMessage } from '@jupyterlab/services';
+
+import { decorateCells } from './badge';
+import { COMM_TARGET, IRunStarted, K2Message } from './protocol';
+import { K2Run } from './run';
+
+/** The code cell of `notebook` whose running execution sent `msgId`. */
+function findExecutingCell(notebook: Notebook, msgId: string): CodeCell | null {
+  for (const cell of notebook.widgets) {
+    if (
+      cell instanceof CodeCell &&
+      cell.outputArea.future?.msg.header.msg_id === msgId
+    ) {
+      return cell;
+    }
+  }
+  return null;
+}
+
+/** Everything k2nb does for one open notebook. */
+class NotebookBinding {
+  constructor(panel: NotebookPanel) {
+    this._panel = panel;
+    const session = panel.sessionContext;
+    session.kernelChanged.connect(this._connectKernel, this);
+    void session.ready.then(() => this._connectKernel());
+    void panel.context.ready.then(() => {
+      decorateCells(panel.content);
+      panel.content.model?.cells.changed.connect(() =>
+        decorateCells(panel.content)
+      );
+    });
+    panel.disposed.connect(() => this._endRuns());
+  }
+
+  /**
+   * Register the comm target on the notebook's kernel connection. The
+   * registration outlives kernel restarts (same connection); a kernel change
+   * brings a new connection, registered here once.
+   */
+  private _connectKernel(): void {
+    const kernel = this._panel.sessionContext.session?.kernel;
+    if (!kernel || this._kernels.has(kernel)) {
+      return;
+    }
+    this._kernels.add(kernel);
+    kernel.registerCommTarget(COMM_TARGET, (comm, msg) =>
+      this._openRun(kernel, comm, msg)
+    );
+    kernel.statusChanged.connect((_, status) => {
+      if (
+        status === 'restarting' ||
+        status === 'autorestarting' ||
+        status === 'dead'
+      ) {
+        this._endRuns();
+      }
+    });
+  }
+
+  private _openRun(
+    kernel: Kernel.IKernelConnection,
+    comm: Kernel.IComm,
+    msg: KernelMessage.ICommOpenMsg
+  ): void {
+    const start = msg.content.data as unknown as IRunStarted;
+    const parentId = (msg.parent_header as KernelMessage.IHeader).msg_id;
+    const cell = parentId
+      ? findExecutingCell(this._panel.content, parentId)
+      : null;
+    if (!cell || start?.type !== 'run_started') {
+      // Run by another client of the same kernel (another view, a console):
+      // its outputs stay where they are.
+      return;
+    }
+    const run = new K2Run(this._panel, kernel, cell, parentId, start);
+    this._runs.add(run);
+    comm.onMsg = message => {
+      run.handle(message.content.data as unknown as K2Message);
+      if (run.isEnded) {
+        this._runs.delete(run);
+      }
+    };
+    comm.onClose = () => {
+      run.end();
+      this._runs.delete(run);
+    };
+  }
+
+  private _endRuns(): void {
+    for (const run of this._runs) {
+      run.end();
+    }
+    this._runs.clear();
+  }
+
+  private _panel: NotebookPanel;
+  private _kernels = new WeakSet<Kernel.IKernelConnection>();
+  private _runs = new Set<K2Run>();
+}
+
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: 'k2nb:plugin',
+  description:
+    'Turns each code_interpreter call of a %%k2 run into a real notebook cell.',
+  autoStart: true,
+  requires: [INotebookTracker],
+  activate: (app: JupyterFrontEnd, tracker: INotebookTracker) => {
+    tracker.widgetAdded.connect((_, panel) => new NotebookBinding(panel));
+    tracker.forEach(panel => new NotebookBinding(panel));
+  }
+};
+
+export default plugin;
