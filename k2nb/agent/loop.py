@@ -122,6 +122,7 @@ class Agent:
         except KeyboardInterrupt:
             run.stop_reason = "interrupted"
             run.note = f"Stopped by user at step {step_index}."
+            self._close_partial_step(run, messages)
         except BackendError as exc:
             run.stop_reason = "error"
             run.note = str(exc)
@@ -131,6 +132,18 @@ class Agent:
         self._emit(ev.RunFinished(run_id, run.answer, run.stop_reason, len(run.steps), run.usage,
                                   run.note))
         return run
+
+    def _close_partial_step(self, run: Run, messages: list[Message]) -> None:
+        """A step interrupted while streaming still ends, with its partial text, for the record."""
+        if not run.steps:
+            return
+        step = run.steps[-1]
+        streamed = any(isinstance(m, AssistantMessage) for m in messages[-1:]) or step.tool_calls
+        if streamed or step.finish_reason is not None:
+            return
+        step.finish_reason = "interrupted"
+        partial = AssistantMessage(step.content, step.reasoning)
+        self._emit(ev.StepFinished(run.run_id, step.index, partial, step.usage, "interrupted"))
 
     # --- one step -------------------------------------------------------------------------
 
