@@ -126,3 +126,13 @@ def test_stream_cut_mid_step_is_retried_without_duplicating_calls(shell, k2env):
 def test_bad_options_are_explained(shell, k2env, bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         k2nb.run("x", shell=shell, **bad)
+
+
+def test_usage_from_choices_only(shell, monkeypatch):
+    """Moonshot reports usage in choices[0].usage of the last chunk, with no top-level chunk."""
+    with ScriptedServer(api_key="k", top_level_usage=False) as srv:
+        monkeypatch.setenv("K2NB_BASE_URL", srv.base_url)
+        monkeypatch.setenv("K2NB_API_KEY", "k")
+        srv.add(Reply(reasoning="r" * 40, content="c" * 40))
+        run = k2nb.run("go", shell=shell)
+        assert run.usage.completion_tokens == 20 and run.usage.prompt_tokens > 0
