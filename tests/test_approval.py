@@ -48,7 +48,7 @@ def test_ask_through_stdin_channel(k2env):
                                          Call("code_interpreter", {"code": "e = 5"})]),
         Reply(reasoning="r", content="done"),
     )
-    answers = iter(["y", "n", "not now", "e", "b = 20", "a"])  # c: edited; d, e: run all
+    answers = iter(["y", "n", "not now", "e", "b = 20", ".", "a"])  # c: edited; d, e: run all
     km, kc = start_new_kernel(kernel_name="python3")
     try:
         kc.execute_interactive("%load_ext k2nb", timeout=60)
@@ -68,7 +68,7 @@ def test_ask_through_stdin_channel(k2env):
                 if reply and reply["parent_header"]["msg_id"] == msg_id:
                     break
         assert reply["content"]["status"] == "ok"
-        assert sum("k2nb approval" in p for p in prompts) == 4  # a, b, c, d; "all" at d covers e
+        assert sum(p.startswith("[k2nb:functions.code_interpreter:") for p in prompts) == 4  # a, b, c, d; "all" at d covers e
         out = []
         kc.execute_interactive("print([globals().get(n) for n in 'abcde'])", timeout=30,
                                output_hook=lambda m: out.append(m["content"].get("text", "")))
@@ -89,3 +89,25 @@ def test_ask_without_stdin_fails_before_anything_runs(k2env, tmp_path):
     assert "cannot answer input prompts" in cell_text(nb.cells[1])
     assert "False" in cell_text(nb.cells[2])
     assert k2env.requests == []
+
+
+def test_answers_typed_or_sent_by_the_extension_as_json():
+    from k2nb.tools.approval import Approval, Decision, parse_answer
+
+    code = "print(1)"
+    assert parse_answer("", code) == Decision("run", code)
+    assert parse_answer(" Y ", code) == Decision("run", code)
+    assert parse_answer("n", code) == Decision("skip", code)
+    assert parse_answer("all", code) == Decision("all", code)
+    assert parse_answer('{"action": "edit", "code": "print(2)"}', code) == Decision("edit", "print(2)")
+    assert parse_answer('{"action": "skip", "reason": "no"}', code) == Decision("skip", code, "no")
+    assert parse_answer('{"action": "rm -rf"}', code) is None
+    assert parse_answer("maybe", code) is None
+
+    prompts, answers = [], iter(["maybe", "e", "s = 'a\\nb'", "print(s)", "."])
+    approval = Approval("ask", ask=lambda p: prompts.append(p) or next(answers),
+                        show=lambda text: None)
+    decision = approval.review(code, "call-9", 2)
+    assert decision.action == "edit" and decision.code == "s = 'a\\nb'\nprint(s)"
+    assert prompts[0].startswith("[k2nb:call-9] Run this code?")
+    assert prompts[1].startswith("[k2nb:call-9] Please answer")

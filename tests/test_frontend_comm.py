@@ -23,6 +23,7 @@ from k2nb.ui.frontend import FrontendBridge
 @pytest.fixture(scope="module")
 def kernel():
     manager, client = start_new_kernel(kernel_name="python3")
+    client.k2nb_execute_inputs = {}
     try:
         yield client
     finally:
@@ -43,6 +44,8 @@ def execute(client, code: str, timeout: float = 60) -> tuple[str, list[dict]]:
             continue
         if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
             break
+        if msg["msg_type"] == "execute_input":
+            client.k2nb_execute_inputs[msg_id] = msg["content"]["execution_count"]
         if msg["msg_type"] not in ("status", "execute_input"):
             messages.append(msg)
     reply = client.get_shell_msg(timeout=timeout)
@@ -85,6 +88,7 @@ def test_a_real_run_brackets_each_calls_outputs_with_comm_messages(kernel, tmp_p
             print("after the run", run.stop_reason)
         """)
         msg_id, messages = execute(kernel, code)
+    execute_input_count = kernel.k2nb_execute_inputs[msg_id]
 
     # Every message belongs to the cell that ran the agent: that is how the extension finds it.
     assert {m["parent_header"]["msg_id"] for m in messages} == {msg_id}
@@ -106,6 +110,8 @@ def test_a_real_run_brackets_each_calls_outputs_with_comm_messages(kernel, tmp_p
                                 ("stream", "after the run answered\n")]
 
     data = [m["content"]["data"] for m in comms]
+    # The running cell's own number (In[n]), which the extension restores on it.
+    assert data[0]["execution_count"] == execute_input_count
     started = [d for d in data if d.get("type") == "tool_call_started"]
     finished = [d for d in data if d.get("type") == "tool_call_finished"]
     assert [d["call_id"] for d in started] == ["call-a", "call-b"]
@@ -152,41 +158,15 @@ def test_outside_a_kernel_the_bridge_is_silent():
     assert bridge._comm is None
 
 
-def test_approval_answers_typed_or_sent_by_the_extension():
-    from k2nb.ui.frontend import Approval, ask_approval, parse_approval
-
-    code = "print(1)"
-    assert parse_approval("", code) == Approval("run", code)
-    assert parse_approval(" Y ", code) == Approval("run", code)
-    assert parse_approval("n", code) == Approval("skip", code)
-    assert parse_approval("all", code) == Approval("all", code)
-    assert parse_approval('{"action": "edit", "code": "print(2)"}', code) == Approval(
-        "edit", "print(2)")
-    assert parse_approval('{"action": "skip", "code": "print(1)"}', code) == Approval(
-        "skip", code)
-    assert parse_approval('{"action": "rm -rf"}', code) is None
-    assert parse_approval("maybe", code) is None
-
-    prompts = []
-    answers = iter(["maybe", "a"])
-
-    def ask(prompt):
-        prompts.append(prompt)
-        return next(answers)
-
-    decision = ask_approval(code, call_id="call-9", step=2, ask=ask)
-    assert decision == Approval("all", code) and decision.runs
-    assert prompts[0].startswith("[k2nb:call-9] Run this code?")
-    assert prompts[1].startswith("[k2nb:call-9] Please answer")
-
-
 def test_an_approval_request_reaches_iopub_before_the_stdin_prompt(kernel):
     code = textwrap.dedent("""
         from k2nb.agent import events as ev
-        from k2nb.ui.frontend import FrontendBridge, ask_approval
+        from k2nb.tools.approval import Approval
+        from k2nb.ui.frontend import FrontendBridge
         bridge = FrontendBridge("m")
         bridge(ev.RunStarted("run-2", "p", "m", "api", None))
-        decision = ask_approval("x = 1", call_id="c7", step=3, bridge=bridge)
+        approval = Approval("ask", notify=bridge.approval_request, show=lambda text: None)
+        decision = approval.review("x = 1", "c7", 3)
         bridge.close()
         print(decision.action, decision.code)
     """)

@@ -231,6 +231,10 @@ class Agent:
     def _execute(self, run: Run, step: Step, messages: list[Message], call) -> None:
         nudge = self._check_repeats(run, step, messages, call)
         tool, values, error, repaired = self.toolbox.prepare(call)
+        skipped = None
+        review = getattr(tool, "review", None)
+        if values is not None and review is not None:  # e.g. the user's approval
+            values, skipped = review(call.id, step.index, values)
         code = values.get("code") if values and call.name == "code_interpreter" else None
         self._emit(ev.ToolCallStarted(run.run_id, step.index, call, code))
         if repaired and values is not None:
@@ -238,6 +242,8 @@ class Agent:
                                  f"`{call.name}` ({call.id}).", "info", step.index))
         if error is not None:
             outcome = ToolOutcome(error, is_error=True, status="error")
+        elif skipped is not None:
+            outcome = skipped
         else:
             try:
                 outcome = tool.invoke(call.id, values)

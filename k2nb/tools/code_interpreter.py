@@ -59,6 +59,7 @@ class CodeInterpreter:
         approval: Approval | None = None,
     ):
         self.approval = approval
+        self._edited: dict[str, str] = {}
         self.shell = shell
         self.store = store
         self.timeout = timeout
@@ -66,20 +67,26 @@ class CodeInterpreter:
         self.secrets = secrets
         self.parameters = model_parameters(CodeArguments)
 
+    def review(self, call_id: str, step: int, values: dict[str, Any]
+               ) -> tuple[dict[str, Any], ToolOutcome | None]:
+        """Ask the user first when an approval mode says so; before the call is announced."""
+        if self.approval is None:
+            return values, None
+        decision = self.approval.review(values["code"], call_id, step)
+        if not decision.runs:
+            reason = f" Their reason: {decision.reason}" if decision.reason else ""
+            return values, ToolOutcome(f"The user chose not to run this code.{reason}",
+                                       is_error=True, status="skipped")
+        if decision.code != values["code"]:
+            self._edited[call_id] = decision.code
+            return {**values, "code": decision.code}, None
+        return values, None
+
     def invoke(self, call_id: str, values: dict[str, Any]) -> ToolOutcome:
-        code, preface = values["code"], ""
-        if self.approval is not None:
-            decision = self.approval.review(code)
-            if decision.action == "skip":
-                reason = f" Their reason: {decision.reason}" if decision.reason else ""
-                return ToolOutcome(f"The user chose not to run this code.{reason}",
-                                   is_error=True, status="skipped")
-            if decision.edited:
-                code = decision.code
-                preface = f"The user edited your code before it ran; it ran as:\n{code}\n---\n"
-        outcome = self._run(call_id, code)
-        if preface:
-            outcome.observation = preface + outcome.observation
+        outcome = self._run(call_id, values["code"])
+        if call_id in self._edited:
+            outcome.observation = (f"The user edited your code before it ran; it ran as:\n"
+                                   f"{self._edited.pop(call_id)}\n---\n{outcome.observation}")
         return outcome
 
     def _run(self, call_id: str, code: str) -> ToolOutcome:

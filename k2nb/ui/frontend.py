@@ -3,7 +3,7 @@
 :class:`FrontendBridge` subscribes to a run's events and tells the extension, on comm target
 ``k2nb``, when each tool call starts and ends. One comm per run::
 
-    comm_open  {"type": "run_started", "version": 1, "run_id", "model"}
+    comm_open  {"type": "run_started", "version": 1, "run_id", "model", "execution_count"}
     comm_msg   {"type": "tool_call_started", "run_id", "step", "call_id", "name", "code",
                 "model", "execution_count": null}
     ...        the call's own outputs (stream, display_data, execute_result, error)
@@ -11,7 +11,7 @@
     comm_msg   {"type": "run_finished", "run_id", "stop_reason"}
     comm_close
 
-Approval (:func:`ask_approval`) goes through the stdin channel, which frontends serve while the
+Approval (:mod:`k2nb.tools.approval`) goes through the stdin channel, which frontends serve while the
 cell runs: a ``{"type": "approval_request", "run_id", "step", "call_id", "code"}`` comm message,
 then an ``input()`` whose prompt starts with ``[k2nb:<call id>]``. The extension answers that
 prompt from a dialog (Run / Skip / Edit / Run all) with a JSON reply; any other frontend shows
@@ -74,6 +74,21 @@ def _drain_iopub(timeout: float = 1.0, settle: float = 0.05) -> None:
     time.sleep(settle)
 
 
+def _running_cell_number() -> int | None:
+    """The number (In[n]) of the cell running the agent, stored when that cell started.
+
+    The kernel's reply gives that cell the number after its last nested call instead, so the
+    extension puts this one back.
+    """
+    try:
+        from IPython import get_ipython
+
+        history = get_ipython().user_ns.get("In")
+        return len(history) - 1 if history else None
+    except Exception:
+        return None
+
+
 class FrontendBridge:
     """An event subscriber that mirrors a run's code_interpreter calls to the lab extension.
 
@@ -131,7 +146,8 @@ class FrontendBridge:
             self._comm = create_comm(
                 target_name=COMM_TARGET,
                 data={"type": "run_started", "version": PROTOCOL_VERSION,
-                      "run_id": event.run_id, "model": self.model},
+                      "run_id": event.run_id, "model": self.model,
+                      "execution_count": _running_cell_number()},
             )
         except Exception:
             # No comm machinery (an unusual kernel): the run goes on without real cells.
@@ -189,67 +205,3 @@ def view_factory(settings: Any, shell: Any) -> FrontendBridge | None:
     if not _kernel_present():
         return None
     return FrontendBridge(getattr(settings, "model", "") or "")
-
-
-@dataclass
-class Approval:
-    """The user's answer to "run this code?": ``action`` is run, skip, all or edit."""
-
-    action: str
-    code: str
-
-    @property
-    def runs(self) -> bool:
-        return self.action != "skip"
-
-
-APPROVAL_ANSWERS = {"": "run", "y": "run", "yes": "run", "r": "run", "run": "run",
-                    "n": "skip", "no": "skip", "s": "skip", "skip": "skip",
-                    "a": "all", "all": "all"}
-
-
-def approval_prompt(call_id: str) -> str:
-    return f"[k2nb:{call_id}] Run this code? [y]es / [n]o, skip it / [a]ll, stop asking: "
-
-
-def parse_approval(answer: str, code: str) -> Approval | None:
-    """The decision in a reply to :func:`approval_prompt`, or None if it is not one.
-
-    The extension replies with JSON (``{"action": ..., "code": ...}``); a person types y/n/a.
-    """
-    text = answer.strip()
-    if text.startswith("{"):
-        try:
-            data = json.loads(text)
-        except ValueError:
-            return None
-        action = data.get("action")
-        if action not in ("run", "skip", "all", "edit"):
-            return None
-        edited = data.get("code")
-        if action == "edit" and isinstance(edited, str):
-            return Approval("edit", edited)
-        return Approval("run" if action == "edit" else action, code)
-    action = APPROVAL_ANSWERS.get(text.lower())
-    return Approval(action, code) if action else None
-
-
-def ask_approval(code: str, *, call_id: str, step: int,
-                 bridge: FrontendBridge | None = None, ask: Any = None) -> Approval:
-    """Ask the user whether to run ``code``, through the stdin channel (it works mid-run).
-
-    Raises ``StdinNotImplementedError`` where the frontend has no stdin (nbclient), and
-    ``KeyboardInterrupt`` when the user interrupts while the question is open.
-    """
-    if ask is None:
-        import builtins
-
-        ask = builtins.input  # looked up now: the kernel swaps in its stdin-channel input per cell
-    if bridge is not None:
-        bridge.approval_request(call_id, step, code)
-    prompt = approval_prompt(call_id)
-    while True:
-        decision = parse_approval(ask(prompt), code)
-        if decision is not None:
-            return decision
-        prompt = f"[k2nb:{call_id}] Please answer y (run), n (skip) or a (run all): "

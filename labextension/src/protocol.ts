@@ -19,6 +19,8 @@ export interface IRunStarted {
   version: number;
   run_id: string;
   model: string;
+  /** The `%%k2` cell's own number (In[n]); its execute reply gives it a later one. */
+  execution_count?: number | null;
 }
 
 export interface IToolCallStarted {

@@ -60,10 +60,11 @@ export class K2Run {
     this._anchorId = this._sourceCellId;
     const future = sourceCell.outputArea.future;
     if (future) {
-      future.done.then(
-        () => this.end(),
-        () => this.end()
-      );
+      const done = () => {
+        this.end();
+        this._restoreSourceCellNumber(start.execution_count);
+      };
+      future.done.then(done, done);
       this._answerApprovalsFromDialogs(future);
     }
     void this._offerToReplacePreviousRun();
@@ -227,6 +228,24 @@ export class K2Run {
     }
   }
 
+  /**
+   * Give the `%%k2` cell its own number back. IPython stored it as In[n] when
+   * it started; the kernel's reply carries the number after the run's last
+   * call, which belongs to that call's cell.
+   */
+  private _restoreSourceCellNumber(count: number | null | undefined): void {
+    if (typeof count !== 'number' || this._insertedCalls === 0) {
+      return;
+    }
+    // After CodeCell.execute has applied the reply's count (a later microtask).
+    setTimeout(() => {
+      const cell = this._findCell(this._sourceCellId);
+      if (cell && cell.executionCount !== null && cell.executionCount > count) {
+        cell.executionCount = count;
+      }
+    }, 0);
+  }
+
   private _startCall(message: IToolCallStarted): void {
     if (this._active) {
       // A start without a finish: close the previous call first.
@@ -242,6 +261,7 @@ export class K2Run {
     if (!cellModel) {
       return;
     }
+    this._insertedCalls += 1;
     cellModel.trusted = true;
     cellModel.executionState = 'running';
     const router = new OutputRouter(cellModel.outputs);
@@ -405,4 +425,5 @@ export class K2Run {
   private _approvalArrived: (() => void) | null = null;
   private _dialog: ApprovalDialog | null = null;
   private _ended = false;
+  private _insertedCalls = 0;
 }

@@ -17,7 +17,8 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import nbformat
 import pytest
@@ -93,8 +94,7 @@ def lab(scripted: ScriptedServer, tmp_path_factory: pytest.TempPathFactory) -> I
     base = tmp_path_factory.mktemp("lab")
     root = base / "notebooks"
     root.mkdir()
-    ipython_dir = base / "ipython"
-    _test_only_bridge_wiring(ipython_dir)
+    ipython_dir = base / "ipython"  # a clean IPython profile: no user startup files
     port, token = _free_port(), secrets.token_hex(16)
     env = {
         **os.environ,
@@ -149,17 +149,6 @@ def _quiet_settings(folder: Path) -> Path:
     return folder
 
 
-def _test_only_bridge_wiring(ipython_dir: Path) -> None:
-    """Attach the frontend bridge to every run unless k2nb already does it itself."""
-    startup = ipython_dir / "profile_default" / "startup"
-    startup.mkdir(parents=True)
-    (startup / "00-k2nb-bridge.py").write_text(
-        "import k2nb.runner, k2nb.ui.frontend as _f\n"
-        "if _f.view_factory not in k2nb.runner.view_factories:\n"
-        "    k2nb.runner.view_factories.append(_f.view_factory)\n"
-    )
-
-
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).is_file():
@@ -196,7 +185,3 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
         except Exception:
             pass
         context.close()
-
-
-def read_notebook(path: Path) -> dict:
-    return json.loads(path.read_text())

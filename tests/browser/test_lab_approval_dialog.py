@@ -1,6 +1,6 @@
 """Approval prompts (stdin, so they work mid-run) become a dialog: Run / Skip / Edit / Run all.
 
-The kernel side is :func:`k2nb.ui.frontend.ask_approval`; here a cell calls it the way the
+The kernel side is :class:`k2nb.tools.approval.Approval`; here a cell calls it the way the
 agent loop does before a code_interpreter call, and prints the decision it got back.
 """
 
@@ -15,10 +15,12 @@ pytestmark = pytest.mark.slow
 
 ASKING_CELL = """\
 from k2nb.agent import events as ev
-from k2nb.ui.frontend import FrontendBridge, ask_approval
+from k2nb.tools.approval import Approval
+from k2nb.ui.frontend import FrontendBridge
 bridge = FrontendBridge("kimi-k2-thinking")
 bridge(ev.RunStarted("run-approval", "p", "kimi-k2-thinking", "api", None))
-decision = ask_approval("total = 40 + 2\\nprint(total)", call_id="call-1", step=1, bridge=bridge)
+approval = Approval("ask", notify=bridge.approval_request, show=lambda text: None)
+decision = approval.review("total = 40 + 2\\nprint(total)", "call-1", 1)
 bridge.close()
 print(decision.action, repr(decision.code))
 """

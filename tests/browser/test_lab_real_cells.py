@@ -65,6 +65,10 @@ def test_two_tool_calls_become_two_saved_cells(lab, scripted, page):
     assert isinstance(counts[0], int) and counts[1] == counts[0] + 1
     execute_result = [o for o in second["outputs"] if o["output_type"] == "execute_result"]
     assert execute_result and execute_result[0]["execution_count"] == counts[1]
+    # The %%k2 cell keeps its own number: In[n] is the %%k2 cell, In[n+1], In[n+2] the calls.
+    assert k2["execution_count"] == counts[0] - 1
+    assert cell_locator(page, 0).locator(".jp-InputPrompt").inner_text().strip() == (
+        f"[{counts[0] - 1}]:")
 
     # What the user sees: badges, prompts, the HTML rendered in the second new cell.
     for index, count in ((1, counts[0]), (2, counts[1])):
