@@ -99,8 +99,10 @@ def test_answers_typed_or_sent_by_the_extension_as_json():
     assert parse_answer(" Y ", code) == Decision("run", code)
     assert parse_answer("n", code) == Decision("skip", code)
     assert parse_answer("all", code) == Decision("all", code)
-    assert parse_answer('{"action": "edit", "code": "print(2)"}', code) == Decision("edit", "print(2)")
-    assert parse_answer('{"action": "skip", "reason": "no"}', code) == Decision("skip", code, "no")
+    assert parse_answer('{"action": "edit", "code": "print(2)"}', code) == Decision(
+        "edit", "print(2)", complete=True)
+    assert parse_answer('{"action": "skip", "reason": "no"}', code) == Decision(
+        "skip", code, "no", complete=True)
     assert parse_answer('{"action": "rm -rf"}', code) is None
     assert parse_answer("maybe", code) is None
 

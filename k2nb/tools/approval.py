@@ -29,6 +29,8 @@ class Decision:
     action: str
     code: str
     reason: str = ""
+    complete: bool = False  # a dialog's JSON answer: no follow-up questions
+
 
     @property
     def runs(self) -> bool:
@@ -55,8 +57,10 @@ def parse_answer(answer: str, code: str) -> Decision | None:
             return None
         edited = data.get("code")
         if action == "edit":
-            return Decision("edit", edited) if isinstance(edited, str) and edited.strip() else None
-        return Decision(action, code, str(data.get("reason") or ""))
+            if isinstance(edited, str) and edited.strip():
+                return Decision("edit", edited, complete=True)
+            return None
+        return Decision(action, code, str(data.get("reason") or ""), complete=True)
     action = LETTERS.get(text.lower())
     return Decision(action, code) if action else None
 
@@ -96,6 +100,8 @@ class Approval:
                 continue
             if decision.action == "all":
                 self.mode = "auto"
+            elif decision.complete:
+                pass
             elif decision.action == "skip" and not decision.reason:
                 decision.reason = self._input("Reason for the agent (optional): ").strip()
             elif decision.action == "edit" and decision.code == code:
