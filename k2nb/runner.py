@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from . import backend_choice
+from . import replay as replay_mode
 from .agent.events import Subscriber
 from .agent.loop import Agent, Budgets, new_run_id
 from .agent.prompt import system_prompt
 from .agent.run import Run
 from .agent.transcript import Transcript
-from . import replay as replay_mode
 from .backends.api import ApiBackend
-from .backends.base import Backend
+from .backends.base import Backend, BackendError
 from .config import Settings, resolve
 from .tools.approval import Approval, stdin_available
 from .tools.code_interpreter import CodeInterpreter
@@ -37,23 +38,36 @@ def run(prompt: str, *, backend: Backend | None = None, shell: Any = None,
     ``replay``: None (replay a recorded run of this prompt only when no backend is configured,
     or when ``K2NB_REPLAY=1``), True, False, or a run id to replay (see :mod:`k2nb.replay`).
     """
+    if isinstance(backend, str):  # k2nb.run(..., backend="local"): the setting, not an object
+        options["backend"], backend = backend, None
     settings = resolve(options, configured_values())
     shell = shell or _shell()
     replay_plan = replay_mode.plan(prompt, settings, replay) if backend is None else None
+    mode_notice = None  # says which model runs when it is not the configured API (no key)
     if backend is None:
-        backend = replay_mode.backend_for(replay_plan) if replay_plan else make_backend(settings)
+        if replay_plan:
+            backend = replay_mode.backend_for(replay_plan)
+        else:
+            try:
+                backend, mode_notice = backend_choice.choose(settings)
+            except BackendError as exc:
+                raise ValueError(str(exc)) from None
     replay_check = replay_mode.ReplayCheck(replay_plan) if replay_plan else None
     store = OutputStore()
     secrets = tuple(s for s in (settings.api_key, *secret_values()) if s)
+    if settings.approve != "auto" and not stdin_available(shell):
+        raise ValueError(
+            f"--approve {settings.approve} asks you before code runs, but this frontend cannot "
+            "answer input prompts (nbclient/nbconvert run notebooks without one). Use it in "
+            "JupyterLab, Notebook, VS Code or terminal IPython, or use --approve auto here."
+        )
+    # Views decide themselves what --quiet shows; the lab bridge is needed for real cells anyway.
+    views = [v for v in (factory(settings, shell) for factory in view_factories) if v is not None]
     approval = None
     if settings.approve != "auto":
-        if not stdin_available(shell):
-            raise ValueError(
-                f"--approve {settings.approve} asks you before code runs, but this frontend cannot "
-                "answer input prompts (nbclient/nbconvert run notebooks without one). Use it in "
-                "JupyterLab, Notebook, VS Code or terminal IPython, or use --approve auto here."
-            )
-        approval = Approval(settings.approve)
+        bridge = next((v for v in views if hasattr(v, "approval_request")), None)
+        approval = Approval(settings.approve,
+                            notify=bridge.approval_request if bridge is not None else None)
     interpreter = CodeInterpreter(shell, store, timeout=settings.timeout,
                                   observation_chars=settings.observation_chars, secrets=secrets,
                                   approval=approval)
@@ -67,12 +81,6 @@ def run(prompt: str, *, backend: Backend | None = None, shell: Any = None,
                       "max_tokens": settings.max_tokens, "temperature": settings.temperature,
                       "tools": toolbox.declarations(),
                       "replay_of": replay_plan.record.get("run_id") if replay_plan else None})
-    views = []
-    if not settings.quiet:
-        for factory in view_factories:
-            view = factory(settings, shell)
-            if view is not None:
-                views.append(view)
     agent = Agent(
         backend=backend,
         toolbox=toolbox,
@@ -80,8 +88,11 @@ def run(prompt: str, *, backend: Backend | None = None, shell: Any = None,
         budgets=Budgets(settings.max_steps, settings.max_tokens, settings.temperature,
                         context_window=settings.context_window),
         subscribers=[transcript, *views, *(subscribers or []),
-                     *([replay_check] if replay_check else [])],
+                     *([replay_check] if replay_check else []),
+                     *([mode_notice] if mode_notice else [])],
     )
+    if mode_notice:
+        mode_notice.emit = agent._emit  # last subscriber, like replay_check
     if replay_check:
         replay_check.emit = agent._emit  # last subscriber: its notices follow what they check
     try:
@@ -91,6 +102,11 @@ def run(prompt: str, *, backend: Backend | None = None, shell: Any = None,
         return result
     finally:
         transcript.close()
+        for view in views:  # after RunFinished a no-op; otherwise the view shows how it ended
+            try:
+                view.close()
+            except Exception:
+                pass
 
 
 def make_backend(settings: Settings) -> Backend:

@@ -39,8 +39,11 @@ def test_k2_cell_keeps_a_static_rendering(k2env, tmp_path: Path):
         out.metadata["k2nb"]["block"] if "k2nb" in out.get("metadata", {}) else out.output_type
         for out in outputs
     ]
-    assert kinds == ["header", "thinking", "call", "stream", "thinking", "content"]
-    header, thinking, call, printed, _, answer = outputs
+    # The last output carries the run's record (for replay from the saved notebook) and no text.
+    assert kinds == ["header", "thinking", "call", "stream", "thinking", "content", "record"]
+    assert outputs[-1].data["text/plain"] == ""
+    assert outputs[-1].metadata["k2nb"]["record"]["prompt"] == "What is 6 × 7? Use Python."
+    header, thinking, call, printed, _, answer, _ = outputs
     assert "answered" in header.data["text/plain"] and "2 steps" in header.data["text/plain"]
     assert "<details" in thinking.data["text/html"]
     assert thinking.data["text/plain"].split("\n", 1)[1] == "\n".join(
