@@ -22,6 +22,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterable, Union
 
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+# Declared as {"type": "builtin_function", "function": {"name": "$web_search"}}, no parameters;
+# the client answers a call by echoing its arguments unchanged as the tool message.
+BUILTIN_FUNCTIONS = {"$web_search"}
 
 
 @dataclass
@@ -75,6 +78,7 @@ class ScriptedServer:
         chunk_chars: int = 16,
         port: int = 0,
         context_window: int | None = None,
+        top_level_usage: bool = True,
     ):
         self.script: list[ScriptItem] = list(script)
         self.api_key = api_key
@@ -82,6 +86,8 @@ class ScriptedServer:
         self.reasoning_field = reasoning_field
         self.chunk_chars = chunk_chars
         self.context_window = context_window  # tokens (len/4); None = unlimited
+        # Moonshot puts usage in choices[0].usage; OpenAI-style servers add a top-level chunk.
+        self.top_level_usage = top_level_usage
         self.requests: list[dict[str, Any]] = []  # every chat request body, in order
         self.errors: list[str] = []  # every 4xx this server answered, for assertions
         self._lock = threading.Lock()
@@ -128,6 +134,11 @@ class ScriptedServer:
             return (400, "invalid_request_error", "too many tools: at most 128")
         for tool in tools:
             fn = tool.get("function") or {}
+            if tool.get("type") == "builtin_function":  # Moonshot's server-side tools
+                if fn.get("name") not in BUILTIN_FUNCTIONS:
+                    return (400, "invalid_request_error",
+                            f"unknown builtin_function {fn.get('name')!r}")
+                continue
             if tool.get("type") != "function" or not TOOL_NAME.match(fn.get("name", "")):
                 return (400, "invalid_request_error", f"invalid tool declaration {fn.get('name')!r}")
             params = fn.get("parameters", {})
@@ -322,7 +333,7 @@ def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
                         time.sleep(reply.delay)
                     send(frame(d))
                 send(frame({}, finish, {"usage": usage}))
-                if (body.get("stream_options") or {}).get("include_usage"):
+                if server.top_level_usage and (body.get("stream_options") or {}).get("include_usage"):
                     send({"id": ident, "object": "chat.completion.chunk", "created": created,
                           "model": model, "choices": [], "usage": usage})
                 send("[DONE]")

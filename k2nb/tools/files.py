@@ -79,7 +79,10 @@ class ReadFile:
         header = f"File: {values['path']} ({text.count(chr(10)) + 1:,} lines, {len(text):,} chars)"
         if len(text) > self.observation_chars:
             header += f"\nShortened: read more with read_output(call_id=\"{call_id}\", offset=N)."
-        body = self.store.page(call_id, 0, self.observation_chars) if text else "(empty file)"
+        if len(text) > self.observation_chars:
+            body = self.store.page(call_id, 0, self.observation_chars)
+        else:
+            body = text or "(empty file)"
         return ToolOutcome(f"{header}\n\n{body}", duration_s=time.monotonic() - start)
 
     def _read(self, path: str) -> tuple[str, str | None]:
@@ -155,9 +158,9 @@ class ListFiles:
             rel = entry.relative_to(base).as_posix()
             if entry.is_dir():
                 lines.append(f"{rel}/")
-                if recursive and entry.name not in SKIPPED_DIRS and not entry.is_symlink():
-                    if self._walk(base, entry, recursive, lines):
-                        return True
+                walk = recursive and entry.name not in SKIPPED_DIRS and not entry.is_symlink()
+                if walk and self._walk(base, entry, recursive, lines):
+                    return True
             else:
                 try:
                     lines.append(f"{rel}  {_size(entry.stat().st_size)}")

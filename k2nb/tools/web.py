@@ -3,13 +3,15 @@
 
 ``fetch_url`` is the agent's only network access outside code, so it is deliberately narrow:
 http(s) only, and by default never a private, loopback or link-local address — checked for the
-first URL and again for every redirect — with a total time limit and a byte limit.
+first URL and again for every redirect, and the connection goes to the very address that was
+checked (a second DNS answer cannot point it elsewhere) — with a total time limit and a byte
+limit.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import io
+import ipaddress
 import json
 import socket
 import time
@@ -215,6 +217,7 @@ class FetchPolicy:
     max_bytes: int = 10_000_000
     max_redirects: int = 5
     allow_private: bool = False  # loopback / private / link-local addresses (tests, intranets)
+    allowed_hosts: tuple[str, ...] = ()  # "host", "host:port" or a CIDR network allowed anyway
 
 
 @dataclass
@@ -230,8 +233,16 @@ class Page:
     notes: list[str] = field(default_factory=list)
 
 
-def check_url(url: str, allow_private: bool = False) -> httpx.URL:
-    """Refuse anything but http(s) to a public address (unless ``allow_private``)."""
+def check_url(url: str, allow_private: bool = False,
+              allowed_hosts: tuple[str, ...] = ()) -> httpx.URL:
+    """Refuse anything but http(s) to a public address (unless ``allow_private``, or the host
+    is in ``allowed_hosts``)."""
+    return _checked(url, allow_private, allowed_hosts)[0]
+
+
+def _checked(url: str, allow_private: bool,
+             allowed_hosts: tuple[str, ...]) -> tuple[httpx.URL, str | None]:
+    """The parsed URL and the checked address to connect to (None: let httpx resolve it)."""
     try:
         parsed = httpx.URL(url)
     except Exception as exc:
@@ -242,39 +253,61 @@ def check_url(url: str, allow_private: bool = False) -> httpx.URL:
     host = parsed.host
     if not host:
         raise FetchError(f"The URL {url!r} has no host.")
-    if allow_private:
-        return parsed
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    if allow_private or host in allowed_hosts or f"{host}:{port}" in allowed_hosts:
+        return parsed, None
+    networks = []
+    for entry in allowed_hosts:
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            pass
     try:
-        infos = socket.getaddrinfo(host, parsed.port or (443 if parsed.scheme == "https" else 80),
-                                   type=socket.SOCK_STREAM)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise FetchError(f"Could not resolve the host {host!r}: {exc.strerror}.") from None
+    checked = []
     for info in infos:
         address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
             address = address.ipv4_mapped
-        if not address.is_global:
+        if not address.is_global and not any(address in n for n in networks):
             raise FetchError(
                 f"Refused to fetch {url}: {host} resolves to {address}, a private, loopback or "
                 "otherwise non-public address. (The user can allow such addresses with "
-                "`%config K2Magics.allow_private_urls = True`.)")
-    return parsed
+                "`%config K2Magics.private_urls = True`.)")
+        checked.append(str(address))
+    # Connect to an address just checked, not to a second DNS answer (DNS rebinding); IPv4
+    # first, as many networks have no IPv6 route.
+    checked.sort(key=lambda a: ":" in a)
+    return parsed, checked[0]
+
+
+def _request(client: httpx.Client, url: httpx.URL, address: str | None) -> httpx.Request:
+    if address is None:
+        return client.build_request("GET", url)
+    extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}
+    return client.build_request("GET", url.copy_with(host=address),
+                                headers={"Host": url.netloc.decode("ascii")},
+                                extensions=extensions)
 
 
 def fetch(url: str, policy: FetchPolicy | None = None) -> Page:
     """Fetch ``url`` under ``policy`` and extract readable text; raises :class:`FetchError`."""
     policy = policy or FetchPolicy()
     deadline = time.monotonic() + policy.timeout
-    current = check_url(url, policy.allow_private)
+    current, address = _checked(url, policy.allow_private, policy.allowed_hosts)
     timeout = httpx.Timeout(policy.timeout)
     headers = {"User-Agent": USER_AGENT, "Accept": "text/html,application/pdf,text/*;q=0.9,*/*;q=0.5"}
     try:
         with httpx.Client(follow_redirects=False, timeout=timeout, headers=headers) as client:
             for _hop in range(policy.max_redirects + 1):
-                with client.stream("GET", current) as response:
+                response = client.send(_request(client, current, address), stream=True)
+                try:
                     if response.is_redirect:
                         location = response.headers.get("location", "")
-                        current = check_url(str(current.join(location)), policy.allow_private)
+                        current, address = _checked(str(current.join(location)),
+                                                    policy.allow_private, policy.allowed_hosts)
                         continue
                     body, truncated = _read_body(response, policy, deadline)
                     if response.status_code >= 400:
@@ -282,7 +315,9 @@ def fetch(url: str, policy: FetchPolicy | None = None) -> Page:
                         raise FetchError(f"{current} answered HTTP {response.status_code} "
                                          f"{response.reason_phrase}." +
                                          (f" Body: {excerpt}" if excerpt else ""))
-                    return _to_page(url, response, body, truncated, policy)
+                    return _to_page(url, str(current), response, body, truncated, policy)
+                finally:
+                    response.close()
             raise FetchError(f"Too many redirects (more than {policy.max_redirects}) from {url}.")
     except httpx.TimeoutException:
         raise FetchError(f"Fetching {url} timed out after {policy.timeout:g} s.") from None
@@ -293,8 +328,8 @@ def fetch(url: str, policy: FetchPolicy | None = None) -> Page:
 def _read_body(response: httpx.Response, policy: FetchPolicy, deadline: float) -> tuple[bytes, bool]:
     declared = response.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > policy.max_bytes and _is_pdf(response):
-        raise FetchError(f"The PDF at {response.url} is {int(declared):,} bytes, over the "
-                         f"{policy.max_bytes:,}-byte limit.")
+        raise FetchError(f"The PDF is {int(declared):,} bytes, over the {policy.max_bytes:,}-byte "
+                         "limit of fetch_url; download it in code_interpreter instead.")
     chunks: list[bytes] = []
     size = 0
     for chunk in response.iter_bytes():
@@ -313,10 +348,9 @@ def _is_pdf(response: httpx.Response) -> bool:
     return kind == "application/pdf" or response.url.path.lower().endswith(".pdf")
 
 
-def _to_page(url: str, response: httpx.Response, body: bytes, truncated: bool,
+def _to_page(url: str, final: str, response: httpx.Response, body: bytes, truncated: bool,
              policy: FetchPolicy) -> Page:
     kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
-    final = str(response.url)
     notes = [f"only the first {policy.max_bytes:,} bytes were read"] if truncated else []
     if kind == "application/pdf" or body[:5] == b"%PDF-":
         if truncated:
@@ -429,5 +463,8 @@ class FetchUrl:
         if len(text) > self.observation_chars:
             header.append(f"Shortened: read more with read_output(call_id={json.dumps(call_id)}, "
                           f"offset=N).")
-        body = self.store.page(call_id, 0, self.observation_chars) if text else "(no text found)"
+        if len(text) > self.observation_chars:
+            body = self.store.page(call_id, 0, self.observation_chars)
+        else:
+            body = text or "(no text found)"
         return ToolOutcome("\n".join(header) + "\n\n" + body, duration_s=time.monotonic() - start)

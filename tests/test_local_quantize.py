@@ -1,0 +1,84 @@
+"""4-bit really means 4-bit: the MoE experts are quantized too, measured in bytes on the device.
+
+K2_PROTOCOL.md §5: bitsandbytes only replaces nn.Linear, so a MoE loaded with
+``BitsAndBytesConfig(load_in_4bit=True)`` keeps its fused 3-D experts in bf16.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip(
+    "torch", reason="the local extra (torch, transformers, bitsandbytes) is not installed"
+)
+bnb = pytest.importorskip("bitsandbytes", reason="the local extra is not installed")
+
+from k2nb.backends.local_loading import load_local_model  # noqa: E402
+from k2nb.backends.quantize import Experts4bit, checkpoint_bytes, parameter_bytes, quantize_experts  # noqa: E402
+from k2nb.testing.tiny_moe import build_tiny_moe  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def moe_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """~40M parameters, 94% of them routed experts, like real MoEs (bf16 checkpoint ≈ 80 MB)."""
+    return build_tiny_moe(tmp_path_factory.mktemp("moe") / "model", preset="bench")
+
+
+def test_moe_in_4bit_is_at_most_030_of_bf16(moe_path: Path) -> None:
+    bf16 = checkpoint_bytes(moe_path)
+    model, _, report = load_local_model(str(moe_path), quantization="nf4", progress=False)
+    assert report.experts_quantized == 3  # layer 0 is dense, as in DeepSeek-V3
+    assert report.total_bytes == sum(parameter_bytes(model).values())
+    assert report.total_bytes <= 0.30 * bf16, report.summary()
+    # What is left in bf16 is embeddings, norms and head, not experts.
+    assert report.parameter_bytes.get("bfloat16", 0) < 0.05 * bf16
+
+
+def test_plain_bitsandbytes_leaves_the_experts_in_bf16(moe_path: Path) -> None:
+    """The trap this backend exists to avoid, kept as a test so a fixed upstream is noticed."""
+    _, _, report = load_local_model(
+        str(moe_path), quantization="nf4", quantize_experts=False, progress=False
+    )
+    assert report.total_bytes > 0.9 * checkpoint_bytes(moe_path)
+
+
+def test_4bit_experts_compute_what_their_dequantized_weights_compute(tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    path = build_tiny_moe(tmp_path / "m")
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    source = model.model.layers[0].mlp.experts
+    reference = copy.deepcopy(source)
+    quantized = Experts4bit(
+        source, quant_type="nf4", compute_dtype=torch.float32, compress_statistics=True
+    )
+    assert not any(p.dim() == 3 for p in quantized.parameters())  # no fused bf16 copy left behind
+    with torch.no_grad():  # give the reference exactly the weights the 4-bit layers hold
+        for e in range(quantized.num_experts):
+            for layer, fused in (
+                (quantized.up[e], reference.gate_up_proj),
+                (quantized.down[e], reference.down_proj),
+            ):
+                fused[e] = bnb.functional.dequantize_4bit(
+                    layer.weight.data, layer.weight.quant_state
+                )
+    hidden = torch.randn(7, model.config.hidden_size)
+    index = torch.randint(0, quantized.num_experts, (7, 4))
+    weights = torch.rand(7, 4)
+    with torch.no_grad():
+        got = quantized(hidden, index, weights)
+        want = reference(hidden, index, weights)
+    torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-4)
+
+
+def test_fp4_and_fp32_compute_are_configurable(tmp_path: Path) -> None:
+    path = build_tiny_moe(tmp_path / "m")
+    model, _, _ = load_local_model(
+        str(path), quantization="fp4", compute_dtype="float32", progress=False
+    )
+    layer = next(m for m in model.modules() if isinstance(m, Experts4bit)).up[0]
+    assert layer.weight.quant_type == "fp4" and layer.compute_dtype == torch.float32
+    assert quantize_experts(model) == 0  # nothing fused is left to convert
