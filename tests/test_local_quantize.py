@@ -82,3 +82,15 @@ def test_fp4_and_fp32_compute_are_configurable(tmp_path: Path) -> None:
     layer = next(m for m in model.modules() if isinstance(m, Experts4bit)).up[0]
     assert layer.weight.quant_type == "fp4" and layer.compute_dtype == torch.float32
     assert quantize_experts(model) == 0  # nothing fused is left to convert
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_the_moe_loads_4bit_on_the_device_and_generates(moe_path: Path) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device here; runs on a lent GPU machine")
+    model, tokenizer, report = load_local_model(str(moe_path), quantization="nf4", progress=False)
+    assert report.devices == ["cuda:0"]
+    assert report.total_bytes <= 0.30 * checkpoint_bytes(moe_path), report.summary()
+    ids = torch.tensor([[5, 6, 7, 8]], device="cuda")
+    out = model.generate(ids, max_new_tokens=16, min_new_tokens=16, do_sample=False, pad_token_id=0)
+    assert out.shape[1] == 20

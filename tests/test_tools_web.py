@@ -404,8 +404,10 @@ def test_k2_run_reads_page_then_computes(shell, k2env, site):
 def test_search_tool_follows_the_server():
     from k2nb.tools.web import DuckDuckGoSearch, MoonshotWebSearch, SearxngSearch, search_tool
 
-    assert isinstance(search_tool("auto", "https://api.moonshot.ai/v1"), MoonshotWebSearch)
-    assert isinstance(search_tool("auto", "https://api.moonshot.cn/v1"), MoonshotWebSearch)
+    assert isinstance(search_tool("moonshot", "https://api.moonshot.ai/v1"), MoonshotWebSearch)
+    assert isinstance(search_tool("moonshot", "https://api.moonshot.cn/v1"), MoonshotWebSearch)
+    assert isinstance(search_tool("auto", "https://api.moonshot.ai/v1").provider, DuckDuckGoSearch)
+
     local = search_tool("auto", "http://127.0.0.1:8000/v1")
     assert local.name == "web_search" and isinstance(local.provider, DuckDuckGoSearch)
     assert isinstance(search_tool("searxng:http://s:8080", "x").provider, SearxngSearch)

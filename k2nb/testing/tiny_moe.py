@@ -189,9 +189,9 @@ def train_tool_caller(
     prompts, so the reply depends on the end of the context rather than its exact beginning.
     Stops when every reply is reproduced token for token, or at ``seconds`` / ``max_steps``.
     ``threads`` caps torch's threads while training (one thread is steadier on a shared machine,
-    where a sibling thread waiting for its core stalls every step). Returns
-    ``{"steps", "seconds", "loss"}``; about 120 steps, a minute on one CPU core, for two examples
-    behind a ~900-token system prompt and tool list.
+    where a sibling thread waiting for its core stalls every step). Returns ``{"steps",
+    "seconds", "loss", "reproduced"}``; about 120 steps, a minute on one CPU core, for two
+    examples behind a ~900-token system prompt and tool list.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -214,14 +214,33 @@ def train_tool_caller(
     if threads:
         torch.set_num_threads(threads)
     try:
-        return _train(model, tokenizer, path, sequences, targets, seconds=seconds,
-                      max_steps=max_steps, learning_rate=learning_rate, seed=seed)
+        return _train(
+            model,
+            tokenizer,
+            path,
+            sequences,
+            targets,
+            seconds=seconds,
+            max_steps=max_steps,
+            learning_rate=learning_rate,
+            seed=seed,
+        )
     finally:
         torch.set_num_threads(previous_threads)
 
 
-def _train(model: Any, tokenizer: Any, path: Path, sequences: list, targets: list, *,
-           seconds: float, max_steps: int, learning_rate: float, seed: int) -> dict[str, float]:
+def _train(
+    model: Any,
+    tokenizer: Any,
+    path: Path,
+    sequences: list,
+    targets: list,
+    *,
+    seconds: float,
+    max_steps: int,
+    learning_rate: float,
+    seed: int,
+) -> dict[str, float]:
     import torch
 
     batch = _pad(sequences, tokenizer.pad_token_id)
@@ -245,8 +264,12 @@ def _train(model: Any, tokenizer: Any, path: Path, sequences: list, targets: lis
     model.eval()
     model.config._experts_implementation = None
     model.to(torch.bfloat16).save_pretrained(path)
-    return {"steps": step, "seconds": time.monotonic() - started, "loss": loss_value,
-            "reproduced": reproduced}
+    return {
+        "steps": step,
+        "seconds": time.monotonic() - started,
+        "loss": loss_value,
+        "reproduced": reproduced,
+    }
 
 
 def _pad(pairs: list[tuple[Any, Any]], pad_id: int) -> dict[str, Any]:

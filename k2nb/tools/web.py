@@ -189,15 +189,13 @@ class MoonshotWebSearch:
         return ToolOutcome(values["arguments"])
 
 
-def is_moonshot(base_url: str) -> bool:
-    return "api.moonshot." in base_url
-
-
 def search_tool(setting: str, base_url: str, secrets: tuple[str, ...] = ()) -> Any:
     """The web-search tool for a run on ``base_url`` with the ``search`` setting."""
     setting = (setting or "auto").strip()
-    if setting == "moonshot" or (setting == "auto" and is_moonshot(base_url)
-                                 and _custom_provider is None):
+    # Moonshot's builtin $web_search is opt-in ("moonshot"): whether it may be combined with
+    # thinking models is not documented, and a 400 on every default run would be far worse
+    # than a keyless provider that runs in the kernel.
+    if setting == "moonshot":  # also through proxies of Moonshot's API, whatever their URL
         return MoonshotWebSearch()
     return WebSearch(choose_provider(setting), secrets)
 
