@@ -10,13 +10,14 @@ notebook is checked with ``nbformat.validate`` before it is written.
 from __future__ import annotations
 
 import copy
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import nbformat
 from nbformat import v4
+
+from .agent.messages import code_of
 
 TEXTUAL = ("text/markdown", "text/plain")
 
@@ -147,12 +148,7 @@ def _output(output: dict[str, Any], count: int | None) -> nbformat.NotebookNode:
 
 
 def _code(call: dict[str, Any]) -> str | None:
-    if call.get("name") != "code_interpreter":
-        return None
-    try:
-        return json.loads(call.get("arguments") or "{}").get("code")
-    except (ValueError, AttributeError):
-        return None
+    return code_of(call.get("name", ""), call.get("arguments"))
 
 
 def _other_call_markdown(call: dict[str, Any]) -> str:

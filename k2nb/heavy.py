@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import html
-import json
 import re
 import time
 from dataclasses import dataclass, field, fields
@@ -25,7 +24,7 @@ from . import replay as replay_mode
 from . import runner
 from .agent import events as ev
 from .agent.loop import Agent, Budgets, new_run_id
-from .agent.messages import Usage
+from .agent.messages import Usage, code_of
 from .agent.run import Run
 from .agent.transcript import Transcript
 from .config import Settings, resolve
@@ -264,12 +263,7 @@ def _composite(winner: dict[str, Any], aggregation: Run, answer: str,
 
 
 def _code(call: dict[str, Any]) -> str | None:
-    if call.get("name") != "code_interpreter":
-        return None
-    try:
-        return json.loads(call.get("arguments") or "{}").get("code")
-    except (ValueError, AttributeError):
-        return None
+    return code_of(call.get("name", ""), call.get("arguments"))
 
 
 # --- view ---------------------------------------------------------------------------------------

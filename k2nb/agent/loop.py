@@ -23,10 +23,10 @@ from ..backends.base import (
     StepResult,
     ToolCallDelta,
 )
-from ..tools.registry import ToolOutcome, Toolbox
+from ..tools.registry import Toolbox, ToolOutcome
 from . import events as ev
 from .context import fit, hide_old_observations
-from .messages import AssistantMessage, Message, SystemMessage, ToolMessage, UserMessage, Usage
+from .messages import AssistantMessage, Message, SystemMessage, ToolMessage, UserMessage
 from .run import Run, Step, ToolCallRecord
 
 

@@ -6,6 +6,7 @@ transcript and the views only ever see these types.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Union
 
@@ -87,6 +88,17 @@ class ToolMessage:
 
 
 Message = Union[SystemMessage, UserMessage, AssistantMessage, ToolMessage]
+
+
+def code_of(name: str, arguments: str | None) -> str | None:
+    """The code of a ``code_interpreter`` call, or None (another tool, or unparsable arguments)."""
+    if name != "code_interpreter":
+        return None
+    try:
+        code = json.loads(arguments or "{}").get("code")
+    except (ValueError, AttributeError):
+        return None
+    return code if isinstance(code, str) else None
 
 
 def message_to_dict(message: Message) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import html
 from dataclasses import dataclass, field
 from typing import Any
 
-from .messages import Message, ToolCall, Usage
+from .messages import Message, ToolCall, Usage, code_of
 
 
 @dataclass
@@ -22,14 +22,7 @@ class ToolCallRecord:
     @property
     def code(self) -> str | None:
         """The code of a code_interpreter call, if it parsed."""
-        import json
-
-        if self.call.name != "code_interpreter":
-            return None
-        try:
-            return json.loads(self.call.arguments).get("code")
-        except Exception:
-            return None
+        return code_of(self.call.name, self.call.arguments)
 
 
 @dataclass

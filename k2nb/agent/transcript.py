@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from .events import Event, ReasoningDelta, ContentDelta, ToolCallDelta, event_to_dict
+from .events import ContentDelta, Event, ReasoningDelta, ToolCallDelta, event_to_dict
 
 SKIPPED = (ReasoningDelta, ContentDelta, ToolCallDelta)
 

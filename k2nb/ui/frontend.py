@@ -26,9 +26,7 @@ unheard and the outputs stay in the ``%%k2`` cell.
 
 from __future__ import annotations
 
-import json
 import sys
-from dataclasses import dataclass
 from typing import Any
 
 from ..agent import events as ev
@@ -39,12 +37,9 @@ PROTOCOL_VERSION = 1
 
 def _kernel_present() -> bool:
     """Whether this code runs in an IPython kernel (where comms reach a frontend)."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
+    from . import in_kernel
+
+    return in_kernel()
 
 
 def _flush_streams() -> None:
