@@ -118,6 +118,10 @@ def test_in_a_real_kernel(trained: Path, tmp_path: Path) -> None:
     client = nbclient.NotebookClient(
         nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     )
-    client.execute()
+    try:
+        client.execute()
+    except nbclient.exceptions.CellExecutionError as error:
+        outputs = [o for cell in nb.cells for o in cell.get("outputs", [])]
+        pytest.fail(f"{error}\noutputs: {outputs}")
     printed = "".join(o.get("text", "") for o in nb.cells[-1].outputs)
     assert "42" in printed and "uint8" in printed
