@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .agent import events as ev
 from .backends.api import MOONSHOT_BASE_URL, ApiBackend
@@ -109,7 +110,7 @@ def local_backend(model: str) -> Backend:
                 raise BackendError(f"The local SmolLM2 model needs {', '.join(missing)}. "
                                    f"{_install_hint()}")
             # Greedy: a 135M model sampled at K2's temperature 1.0 rambles.
-            _loaded[model] = LocalBackend(str(_smollm2_converted()), temperature=0,
+            _loaded[model] = LocalBackend(str(smollm2_model_folder()), temperature=0,
                                           progress=False)
             _loaded[model].model = SMOLLM2_NAME
         else:
@@ -117,14 +118,22 @@ def local_backend(model: str) -> Backend:
     return _loaded[model]
 
 
-def _smollm2_converted() -> Path:
+def smollm2_model_folder() -> Path:
     """The wheel's GGUF converted once to a transformers folder (loads in ~0.1 s afterwards)."""
     from .backends.local_loading import gguf_to_folder
 
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     dest = cache / "k2nb" / "smollm2-135m-instruct"
     if not (dest / "config.json").is_file():
-        gguf_to_folder(str(smollm2_folder()), SMOLLM2_GGUF, dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        # Convert beside it, then rename: two kernels converting at once never see half a folder.
+        with tempfile.TemporaryDirectory(dir=dest.parent) as scratch:
+            gguf_to_folder(str(smollm2_folder()), SMOLLM2_GGUF, Path(scratch) / "model")
+            try:
+                (Path(scratch) / "model").rename(dest)
+            except OSError:
+                if not (dest / "config.json").is_file():
+                    raise
     return dest
 
 

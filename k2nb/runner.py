@@ -47,6 +47,9 @@ def run(prompt: str, *, backend: Backend | None = None, shell: Any = None,
     if backend is None:
         if replay_plan:
             backend = replay_mode.backend_for(replay_plan)
+            if replay_mode.requested(replay) == "auto":  # replaying for want of a key
+                mode_notice = backend_choice.ModeNotice(
+                    f"No model is called on replay. {backend_choice.HOW_TO_SWITCH}")
         else:
             try:
                 backend, mode_notice = backend_choice.choose(settings)
@@ -92,11 +95,14 @@ def run(prompt: str, *, backend: Backend | None = None, shell: Any = None,
                      *([mode_notice] if mode_notice else [])],
     )
     if mode_notice:
-        mode_notice.emit = agent._emit  # last subscriber, like replay_check
+        mode_notice.emit = agent.emit  # last subscriber, like replay_check
     if replay_check:
-        replay_check.emit = agent._emit  # last subscriber: its notices follow what they check
+        replay_check.emit = agent.emit  # last subscriber: its notices follow what they check
+    experts_before = len(getattr(backend, "expert_counts", None) or [])
     try:
         result = agent.run(prompt, run_id=run_id, transcript_path=str(transcript.path))
+        # A local MoE records which experts its router chose, per step (for teaching).
+        result.expert_counts = list(getattr(backend, "expert_counts", None) or [])[experts_before:]
         if replay_check:
             result.replay = replay_check.report  # type: ignore[attr-defined]
         return result

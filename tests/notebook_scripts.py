@@ -9,7 +9,8 @@ wrong number in the kernel shows up as a wrong answer.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from k2nb.testing import Call, Reply
 
@@ -90,9 +91,9 @@ def explore() -> list[Any]:
             "some units are missing. Deduplicate, normalise the names, drop rows without units "
             "(we cannot guess a quantity) and add revenue.", CLEAN),
         answer("Cleaning worked; summarise what changed.", lambda b: (
-            "Loaded `orders_raw` {0} and cleaned it into `orders`: removed {1} duplicated rows, "
-            "merged region spellings into {2}, dropped {3} rows with no units, added "
-            "`revenue = units × unit_price`. Result: {4}.".format(
+            "Loaded `orders_raw` {} and cleaned it into `orders`: removed {} duplicated rows, "
+            "merged region spellings into {}, dropped {} rows with no units, added "
+            "`revenue = units × unit_price`. Result: {}.".format(
                 observed(b, r"^\((\d+, \d+)\)", 2).group(1),
                 observed(b, r"duplicated rows: (\d+)", 2).group(1),
                 observed(b, r"regions: (\[[^\]]*\])").group(1),
@@ -102,7 +103,7 @@ def explore() -> list[Any]:
             GROUPBY),
         answer("The plot is shown; report the leading region from the printed totals.",
                lambda b: "Revenue by month and region is plotted above and kept in `monthly`. "
-               "**{0}** brings the most revenue over the half year ({1}).".format(
+               "**{}** brings the most revenue over the half year ({}).".format(
                    *observed(b, r"top region: (\w+) ([\d.]+)").groups())),
     ]
 
@@ -132,7 +133,7 @@ def teaching() -> list[Any]:
             "independently by simulating the fall in small time steps: if both agree, neither "
             "the algebra nor the code is wrong.", SIMULATE),
         answer("The simulation agrees with the closed form to the printed precision.", lambda b: (
-            "The ball hits the ground after **{0} s** at **{1} m/s**: from h = ½gt², "
+            "The ball hits the ground after **{} s** at **{} m/s**: from h = ½gt², "
             "t = √(2h/g), and v = g·t. A step-by-step simulation gives the same numbers.".format(
                 *observed(b, r"simulated: t = ([\d.]+) s, v = ([\d.]+)").groups()))),
     ]
@@ -216,9 +217,9 @@ def operations_report() -> list[Any]:
         act("Now write the Markdown report with a KPI table, both charts and the incident "
             "table. No tabulate here, so I build the tables myself.", OPS_WRITE),
         answer("Report written; give the user the headline numbers.", lambda b: (
-            "The report is in `reports/operations-2025-10.md` ({0} chars, {1} charts: "
-            "`reports/orders.png`, `reports/tickets.png`). October had {2} orders and {3} in "
-            "revenue; the one incident was {4}.".format(
+            "The report is in `reports/operations-2025-10.md` ({} chars, {} charts: "
+            "`reports/orders.png`, `reports/tickets.png`). October had {} orders and {} in "
+            "revenue; the one incident was {}.".format(
                 *observed(b, r"(\d+) chars, (\d+) charts").groups(),
                 observed(b, r"'orders': (\d+)", 3).group(1),
                 observed(b, r"'revenue': ([\d.]+)", 3).group(1),
@@ -378,9 +379,9 @@ def gomoku() -> list[Any]:
         act("Check that nothing is loaded from outside and that the skills are defined, then "
             "show the game in an IFrame.", GOMOKU_CHECK),
         answer("The file is self-contained and shown.", lambda b: (
-            "`gomoku.html` is a single file ({0} bytes) with no external resources, shown "
+            "`gomoku.html` is a single file ({} bytes) with no external resources, shown "
             "above. Black and White alternate on a 15×15 board; five in a row (any direction) "
-            "wins. Each player has one use of each skill: {1}.".format(
+            "wins. Each player has one use of each skill: {}.".format(
                 observed(b, r"gomoku.html: (\d+) bytes", 2).group(1),
                 ", ".join(observed(b, r"skills: \[([^\]]*)\]").group(1)
                           .replace("'", "").split(", "))))),
@@ -450,9 +451,9 @@ def academic() -> list[Any]:
             "assignments. I report the paired t statistic too.", STATS_TEST),
         act("Write the booktabs table as a LaTeX appendix; bold where p < 0.05.", STATS_LATEX),
         answer("Done; report which differences hold up.", lambda b: (
-            "`appendix_results.tex` holds the table ({0} lines, booktabs; needs "
+            "`appendix_results.tex` holds the table ({} lines, booktabs; needs "
             "`\\usepackage{{booktabs}}`). Significant at p < 0.05 (exact paired permutation "
-            "test over seeds): {1}.".format(
+            "test over seeds): {}.".format(
                 observed(b, r"appendix_results.tex: (\d+) lines").group(1),
                 observed(b, r"significant: \[([^\]]*)\]").group(1).replace("'", "")))),
     ]
@@ -509,7 +510,7 @@ def stock() -> list[Any]:
             "its histogram, and RSI with the 70/30 bands.", CHART),
         answer("Report the latest readings.", lambda b: (
             "Indicators are in `ind` (columns macd, signal, hist, rsi); the chart above has a "
-            "slider to choose the window. Latest close: MACD {0} vs signal {1}; RSI {2}.".format(
+            "slider to choose the window. Latest close: MACD {} vs signal {}; RSI {}.".format(
                 *observed(b, r"macd=(-?[\d.]+) signal=(-?[\d.]+) rsi=([\d.]+)", 2).groups()))),
     ]
 
@@ -519,7 +520,7 @@ def stock() -> list[Any]:
 LOCAL_LOAD = """import time
 from k2nb import backend_choice
 from k2nb.backends.local_loading import load_local_model
-folder = str(backend_choice._smollm2_converted())
+folder = str(backend_choice.smollm2_model_folder())
 sizes = {}
 for quantization in (None, "nf4"):
     lm, tok, report = load_local_model(folder, quantization=quantization, progress=False)
@@ -547,8 +548,8 @@ def local_model() -> list[Any]:
         act("Now measure greedy generation speed of the 4-bit model on a short chat prompt.",
             LOCAL_SPEED),
         answer("Memory and speed measured; summarise.", lambda b: (
-            "SmolLM2-135M-Instruct in nf4 holds {0}× the parameter bytes of bf16 and generated "
-            "at {1} tok/s on this CPU.".format(
+            "SmolLM2-135M-Instruct in nf4 holds {}× the parameter bytes of bf16 and generated "
+            "at {} tok/s on this CPU.".format(
                 observed(b, r"nf4 / bf16 = ([\d.]+)", 2).group(1),
                 observed(b, r"= ([\d.]+) tok/s").group(1)))),
     ]
@@ -565,9 +566,9 @@ def custom_tools() -> list[Any]:
                           Call("exchange_rate", {"currency": "JPY"})]),
         lambda body: act(
             "USD→EUR→JPY: amount / rate(USD) * rate(JPY). Compute it exactly in Python.",
-            "usd, jpy = {0}, {1}\nprint(f'250 USD = {{250 / usd * jpy:.2f}} JPY')".format(
+            "usd, jpy = {}, {}\nprint(f'250 USD = {{250 / usd * jpy:.2f}} JPY')".format(
                 *[m["content"] for m in body["messages"] if m["role"] == "tool"][-2:])),
-        answer("The conversion is printed.", lambda b: "250 USD is **{0} JPY** at today's "
+        answer("The conversion is printed.", lambda b: "250 USD is **{} JPY** at today's "
                "rates from your `exchange_rate` tool.".format(
                    observed(b, r"250 USD = ([\d.]+) JPY").group(1))),
     ]

@@ -125,3 +125,25 @@ def test_in_a_real_kernel(trained: Path, tmp_path: Path) -> None:
         pytest.fail(f"{error}\noutputs: {outputs}")
     printed = "".join(o.get("text", "") for o in nb.cells[-1].outputs)
     assert "42" in printed and "uint8" in printed
+
+
+def test_magic_backend_local_in_a_real_kernel(trained: Path, tmp_path: Path) -> None:
+    """What a user types: `%k2 backend local --model PATH`, then `%%k2`."""
+    from k2nb.testing.notebook import cell_text, run_notebook
+
+    nb = run_notebook(
+        [
+            "%load_ext k2nb",
+            f"%k2 backend local --model {trained}",
+            f"%%k2 --temperature 0 --max-steps 3 --max-tokens 120\n{PROMPT}",
+            "print(x, _k2.stop_reason, len(_k2.expert_counts), _k2.expert_counts[0].layers[0])",
+        ],
+        tmp_path,
+        timeout=300,
+    )
+    assert "Runs use" in cell_text(nb.cells[1]) and "uint8" in cell_text(nb.cells[1])
+    printed = cell_text(nb.cells[3])
+    assert printed.startswith("42 answered 2 ")  # two steps: the call, then the answer
+    assert "experts" in printed
+    # The run view shows which experts the router chose: a heat map image.
+    assert any("image/png" in o.get("data", {}) for o in nb.cells[2].outputs)

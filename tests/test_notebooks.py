@@ -19,9 +19,9 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
+from notebook_scripts import SCRIPTS
 
 from k2nb.testing.notebook import cell_text
-from notebook_scripts import SCRIPTS
 
 pytestmark = pytest.mark.slow
 
@@ -71,7 +71,7 @@ def last_text(nb) -> str:
 
 
 def test_every_notebook_is_scripted_and_saved_clean():
-    names = sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb"))
+    names = sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
     assert names == sorted(SCRIPTS)
     for name in names:
         nb = nbformat.read(str(NOTEBOOKS / f"{name}.ipynb"), as_version=4)
@@ -81,14 +81,14 @@ def test_every_notebook_is_scripted_and_saved_clean():
         if name not in ("01-quickstart", "03-teaching-visible-reasoning"):  # recorded runs
             assert with_outputs == [], f"{name} is committed with outputs"
         text = json.dumps(nb)
-        assert "sk-" not in text and "/tmp/" not in text
+        assert not re.search(r"sk-[A-Za-z0-9-]{8,}", text) and "/tmp/" not in text
 
 
 def test_01_quickstart(k2env, workdir):
     nb = run_demo("01-quickstart", k2env, workdir)
     cores, version = os.cpu_count(), subprocess.run(
         [str(Path(os.sys.executable)), "-c", "import platform; print(platform.python_version())"],
-        capture_output=True, text=True).stdout.strip()
+        capture_output=True, text=True, check=True).stdout.strip()
     assert "mode: kimi-k2-thinking at http://127.0.0.1" in cell_text(nb.cells[2])
     assert "api_key" in cell_text(nb.cells[2]) and "(MOONSHOT_API_KEY)" in cell_text(nb.cells[2])
     out = cell_text(cell_with(nb, "print(_k2.answer)"))
@@ -105,6 +105,7 @@ def test_01_quickstart_without_key_replays_the_recording(k2env, workdir, monkeyp
     assert "mode: no API key" in cell_text(nb.cells[2])
     run_cell = cell_text(k2_cells(nb)[0])
     assert "no API key is set (MOONSHOT_API_KEY), so the recorded run replays" in run_cell
+    assert "No model is called on replay. For Kimi K2 Thinking set MOONSHOT_API_KEY" in run_cell
     out = cell_text(cell_with(nb, "print(_k2.answer)"))
     assert "replay · k2nb-scripted-lesson" in out and "answered" in out
     assert k2env.requests == []  # nothing reached a server
@@ -192,7 +193,8 @@ console.log("bomb:", useSkill(h, "bomb") && bomb(h, 4, 4) && h.board[4][4] === 0
 const d = newGame(); for (let i = 0; i < 5; i++) { d.board[i][i] = 2; }
 console.log("diagonal:", fiveInRow(d.board, 2, 2));
 """
-    out = subprocess.run([node, "-e", harness], capture_output=True, text=True, timeout=30)
+    out = subprocess.run([node, "-e", harness], capture_output=True, text=True, timeout=30,
+                         check=False)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     assert len(lines) == 7 and all(line.endswith("true") for line in lines), out.stdout
@@ -264,6 +266,7 @@ def test_08_local_4bit_model(k2env, workdir):
     local = cell_text(k2_cells(nb)[1])
     assert "K2NB_BACKEND=local" in local
     assert "local · SmolLM2-135M-Instruct" in cell_text(cell_with(nb, "environ.pop"))
+    assert "385" in last_text(nb)  # the user's own check of the model's work
 
 
 def test_10_custom_tools(k2env, workdir):

@@ -69,7 +69,7 @@ class Agent:
         messages.extend(history)
         messages.append(UserMessage(prompt))
         run.messages = messages
-        self._emit(ev.RunStarted(run_id, prompt, self.backend.model, self.backend.name,
+        self.emit(ev.RunStarted(run_id, prompt, self.backend.model, self.backend.name,
                                  transcript_path))
         step_index = 0
         self._last_call: tuple[str, str] | None = None
@@ -87,12 +87,12 @@ class Agent:
                 step_index += 1
                 step = Step(step_index)
                 run.steps.append(step)
-                self._emit(ev.StepStarted(run_id, step_index))
+                self.emit(ev.StepStarted(run_id, step_index))
                 result = self._stream_step(run, step, messages)
                 message = result.message
                 messages.append(message)
                 run.usage = run.usage + result.usage
-                self._emit(ev.StepFinished(run_id, step_index, message, result.usage,
+                self.emit(ev.StepFinished(run_id, step_index, message, result.usage,
                                            result.finish_reason))
                 if result.finish_reason == "length":
                     run.stop_reason = "max_tokens"
@@ -129,7 +129,7 @@ class Agent:
         except RepeatedCalls as exc:
             run.stop_reason = "loop"
             run.note = str(exc)
-        self._emit(ev.RunFinished(run_id, run.answer, run.stop_reason, len(run.steps), run.usage,
+        self.emit(ev.RunFinished(run_id, run.answer, run.stop_reason, len(run.steps), run.usage,
                                   run.note))
         return run
 
@@ -143,7 +143,7 @@ class Agent:
             return
         step.finish_reason = "interrupted"
         partial = AssistantMessage(step.content, step.reasoning)
-        self._emit(ev.StepFinished(run.run_id, step.index, partial, step.usage, "interrupted"))
+        self.emit(ev.StepFinished(run.run_id, step.index, partial, step.usage, "interrupted"))
 
     # --- one step -------------------------------------------------------------------------
 
@@ -163,12 +163,12 @@ class Agent:
                 for item in stream:
                     if isinstance(item, ReasoningDelta):
                         step.reasoning += item.text
-                        self._emit(ev.ReasoningDelta(run.run_id, step.index, item.text))
+                        self.emit(ev.ReasoningDelta(run.run_id, step.index, item.text))
                     elif isinstance(item, ContentDelta):
                         step.content += item.text
-                        self._emit(ev.ContentDelta(run.run_id, step.index, item.text))
+                        self.emit(ev.ContentDelta(run.run_id, step.index, item.text))
                     elif isinstance(item, ToolCallDelta):
-                        self._emit(ev.ToolCallDelta(run.run_id, step.index, item.index,
+                        self.emit(ev.ToolCallDelta(run.run_id, step.index, item.index,
                                                     item.name, item.arguments))
                     elif isinstance(item, StepResult):
                         result = item
@@ -176,7 +176,7 @@ class Agent:
                 if exc.context_overflow and not trimmed_for_limit:
                     trimmed_for_limit = True
                     messages[:], hidden = hide_old_observations(messages, keep_last=1)
-                    self._emit(ev.Notice(run.run_id, f"The server said the conversation is too "
+                    self.emit(ev.Notice(run.run_id, f"The server said the conversation is too "
                                          f"long; hid {hidden} older tool outputs and retried.",
                                          "warning", step.index))
                     step.reasoning = step.content = ""
@@ -185,7 +185,7 @@ class Agent:
                     raise
                 attempt += 1
                 step.reasoning = step.content = ""
-                self._emit(ev.Notice(run.run_id, f"{exc} Retrying step {step.index} "
+                self.emit(ev.Notice(run.run_id, f"{exc} Retrying step {step.index} "
                                      f"(attempt {attempt + 1}).", "warning", step.index))
                 continue
             finally:
@@ -203,7 +203,7 @@ class Agent:
                              self.budgets.context_threshold)
         if hidden:
             messages[:] = fitted
-            self._emit(ev.Notice(run.run_id, f"The conversation neared the context window "
+            self.emit(ev.Notice(run.run_id, f"The conversation neared the context window "
                                  f"({self.budgets.context_window:,} tokens): hid {hidden} older "
                                  "tool outputs; reasoning and the latest outputs are kept.",
                                  "info", step.index))
@@ -236,9 +236,9 @@ class Agent:
         if values is not None and review is not None:  # e.g. the user's approval
             values, skipped = review(call.id, step.index, values)
         code = values.get("code") if values and call.name == "code_interpreter" else None
-        self._emit(ev.ToolCallStarted(run.run_id, step.index, call, code))
+        self.emit(ev.ToolCallStarted(run.run_id, step.index, call, code))
         if repaired and values is not None:
-            self._emit(ev.Notice(run.run_id, f"Repaired invalid JSON in the arguments of "
+            self.emit(ev.Notice(run.run_id, f"Repaired invalid JSON in the arguments of "
                                  f"`{call.name}` ({call.id}).", "info", step.index))
         if error is not None:
             outcome = ToolOutcome(error, is_error=True, status="error")
@@ -267,12 +267,12 @@ class Agent:
         step.tool_calls.append(ToolCallRecord(call, outcome.observation, outcome.is_error,
                                               outcome.status, outcome.outputs,
                                               outcome.execution_count, outcome.duration_s))
-        self._emit(ev.ToolCallFinished(run.run_id, step.index, call, outcome.observation,
+        self.emit(ev.ToolCallFinished(run.run_id, step.index, call, outcome.observation,
                                        outcome.is_error, outcome.outputs,
                                        outcome.execution_count, outcome.duration_s,
                                        outcome.status))
 
-    def _emit(self, event: ev.Event) -> None:
+    def emit(self, event: ev.Event) -> None:
         for subscriber in list(self.subscribers):
             try:
                 subscriber(event)

@@ -56,6 +56,18 @@ class Run:
     note: str = ""
     transcript_path: str | None = None
     messages: list[Message] = field(default_factory=list)
+    #: Per step, which experts a local MoE's router chose (``k2nb.backends.experts.ExpertUsage``).
+    expert_counts: list[Any] = field(default_factory=list)
+
+    def expert_heatmap(self, which: str = "generated") -> Any:
+        """A layers × experts heat map of the router's choices over this run (local MoE only)."""
+        if not self.expert_counts:
+            raise ValueError("This run has no expert counts: they come from a local MoE model "
+                             "(%k2 backend local --model PATH).")
+        from ..backends.experts import expert_heatmap
+
+        return expert_heatmap(self.expert_counts, which=which,
+                              title=f"Experts chosen per layer · run {self.run_id}")
 
     @property
     def ok(self) -> bool:
