@@ -7,6 +7,7 @@ Checked over HTTP, as a browser would see it: the server serves notebooks/, offe
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import socket
@@ -98,7 +99,9 @@ def test_demo_command_serves_notebooks_with_the_k2nb_kernel(demo_server):
     assert status == 201
     kernel = json.loads(body)
     try:
-        output = asyncio.run(execute(demo_server, kernel["id"], "%k2"))
+        # In its own thread: the session's browser tests (Playwright) keep a loop on this one.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            output = pool.submit(asyncio.run, execute(demo_server, kernel["id"], "%k2")).result()
     finally:
         get(f"{demo_server}/api/kernels/{kernel['id']}", "DELETE")
     assert "k2nb configuration" in output
