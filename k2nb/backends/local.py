@@ -174,6 +174,7 @@ class LocalBackend:
                     ended = True
             for delta in parser.feed(decoder.flush()):
                 yield delta
+            yield from parser.flush()
             message = parser.finish()
             hit_limit = (
                 not ended

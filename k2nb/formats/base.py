@@ -30,6 +30,8 @@ class FormatParser(Protocol):
 
     def feed(self, text: str) -> list[StreamDelta]: ...
 
+    def flush(self) -> list[StreamDelta]: ...
+
     def finish(self) -> AssistantMessage: ...
 
 
@@ -84,6 +86,7 @@ class ThinkingParser:
         self.calls: list[CallDraft] = []
         self.call_offset = call_offset
         self.done = False
+        self._flushed = False
 
     # -- the stream ---------------------------------------------------------------------------
     def feed(self, text: str) -> list[StreamDelta]:
@@ -97,12 +100,22 @@ class ThinkingParser:
                 self._text(piece, out)
         return out
 
-    def finish(self) -> AssistantMessage:
-        tail: list[StreamDelta] = []
+    def flush(self) -> list[StreamDelta]:
+        """The deltas of what is still held back at the end of the turn: text that could have
+        begun a marker, an unfinished line, a call cut off mid-way. Call it before :meth:`finish`
+        so that nothing the message holds was left unstreamed."""
+        if self._flushed:
+            return []
+        self._flushed = True
+        out: list[StreamDelta] = []
         for piece, is_marker in self._scanner.flush():
             if not self.done and not is_marker:
-                self._text(piece, tail)
-        self._close_open_call()
+                self._text(piece, out)
+        self._close_open_call(out)
+        return out
+
+    def finish(self) -> AssistantMessage:
+        self.flush()
         reasoning = "".join(self._reasoning)
         content = "".join(self._content)
         if self._reclassify:
@@ -154,8 +167,9 @@ class ThinkingParser:
         self._content.append(text)
         out.append(ContentDelta(text))
 
-    def _close_open_call(self) -> None:
-        """Called at the end of the turn; a subclass finishes a call cut off by the token limit."""
+    def _close_open_call(self, out: list[StreamDelta]) -> None:
+        """Called when a call must end (a new one, the end of the turn); a subclass finishes a
+        call cut off by the token limit, streaming what that adds into ``out``."""
 
     # -- helpers ------------------------------------------------------------------------------
     def _new_call(self, raw_id: str, name: str, out: list[StreamDelta]) -> CallDraft:

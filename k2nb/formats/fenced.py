@@ -109,8 +109,8 @@ class FencedCodeParser(ThinkingParser):
         else:
             self._partial_line(out)
 
-    def _close_open_call(self) -> None:
-        self._flush_line([])
+    def _close_open_call(self, out: list[StreamDelta]) -> None:
+        self._flush_line(out)
         if self.mode == "code":
             # Cut off by the token limit: run what was written; the loop reports any error.
             self.calls[-1].arguments += '"}'

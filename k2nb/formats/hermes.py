@@ -64,7 +64,7 @@ class HermesParser(ThinkingParser):
                 self._emit(out)
                 self.mode = self._return_mode
         elif marker in self.end_markers:
-            self._close_open_call()
+            self._close_open_call(out)
             self.done = True
         elif self.mode != "call":
             super()._marker(marker, out)
@@ -83,9 +83,9 @@ class HermesParser(ThinkingParser):
         self._add_arguments(arguments, out)
         self._body = ""
 
-    def _close_open_call(self) -> None:
+    def _close_open_call(self, out: list[StreamDelta]) -> None:
         if self.mode == "call" and self._body.strip():
-            self._emit([])
+            self._emit(out)
             self.mode = self._return_mode
 
 

@@ -72,10 +72,10 @@ class K2Parser(ThinkingParser):
 
     def _marker(self, marker: str, out: list[StreamDelta]) -> None:
         if marker in SECTION_BEGINS:
-            self._close_open_call()
+            self._close_open_call(out)
             self.mode = "section"
         elif marker == CALL_BEGIN:
-            self._close_open_call()
+            self._close_open_call(out)
             self.mode = "call_id"
             self._pending_id = ""
         elif marker == ARGUMENT_BEGIN:
@@ -88,10 +88,10 @@ class K2Parser(ThinkingParser):
             if self.mode in ("call_id", "arguments"):
                 self.mode = "section"
         elif marker in SECTION_ENDS:
-            self._close_open_call()
+            self._close_open_call(out)
             self.mode = "after_tools"
         elif marker in self.end_markers:
-            self._close_open_call()
+            self._close_open_call(out)
             self.done = True
         elif self.mode in ("section", "call_id", "arguments", "after_tools"):
             # <think>/</think> inside or after the tool section: nothing to switch.
@@ -117,9 +117,9 @@ class K2Parser(ThinkingParser):
         self._new_call(raw, name_from_id(raw), out)
         self._pending_id = ""
 
-    def _close_open_call(self) -> None:
+    def _close_open_call(self, out: list[StreamDelta]) -> None:
         if self.mode == "call_id" and self._pending_id.strip():
-            self._open_call([])
+            self._open_call(out)
 
 
 class K2Format:
