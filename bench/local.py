@@ -31,22 +31,9 @@ from k2nb.backends.base import ModelRequest
 from k2nb.backends.local import LocalBackend
 from k2nb.backends.local_loading import load_local_model
 from k2nb.backends.quantize import checkpoint_bytes
-from k2nb.testing.tiny_moe import build_tiny_moe
+from k2nb.testing.tiny_moe import CODE_TOOL, build_tiny_moe
 
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "code_interpreter",
-            "description": "Run Python in the user's kernel.",
-            "parameters": {
-                "type": "object",
-                "properties": {"code": {"type": "string"}},
-                "required": ["code"],
-            },
-        },
-    }
-]
+TOOLS = [CODE_TOOL]
 
 
 def line(label: str, value: str) -> None:

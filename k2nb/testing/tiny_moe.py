@@ -25,6 +25,20 @@ from ..formats.k2 import K2_CHAT_TEMPLATE, SPECIAL_TOKENS, K2Format, render_assi
 
 #: Model sizes. ``tiny`` builds in about a second; ``bench`` is ~94% experts, like real MoEs, so
 #: its 4-bit/bf16 byte ratio is meaningful.
+#: A minimal code_interpreter declaration, as tests and benchmarks send it to a local model.
+CODE_TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "code_interpreter",
+        "description": "Run Python in the user's kernel.",
+        "parameters": {
+            "type": "object",
+            "properties": {"code": {"type": "string"}},
+            "required": ["code"],
+        },
+    },
+}
+
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(
         hidden_size=64,
