@@ -39,6 +39,15 @@ def exact(tiny_path: Path) -> LocalBackend:
     )
 
 
+@pytest.fixture(scope="module")
+def fresh(tiny_path: Path) -> LocalBackend:
+    """Like ``exact`` but encoding every prompt from scratch: the reference for cache reuse."""
+    return LocalBackend(
+        str(tiny_path), quantization=None, compute_dtype="float32", temperature=0,
+        reuse_cache=False, record_experts=False, progress=False,
+    )
+
+
 def request(*messages, max_tokens: int = 12) -> ModelRequest:
     return ModelRequest(list(messages), TOOLS, max_tokens=max_tokens, temperature=1.0)
 
@@ -72,17 +81,8 @@ def test_streamed_deltas_add_up_to_the_final_message(exact: LocalBackend) -> Non
 
 
 def test_next_step_encodes_only_new_tokens_and_matches_a_fresh_encode(
-    tiny_path: Path, exact: LocalBackend
+    exact: LocalBackend, fresh: LocalBackend
 ) -> None:
-    fresh = LocalBackend(
-        str(tiny_path),
-        quantization=None,
-        compute_dtype="float32",
-        temperature=0,
-        reuse_cache=False,
-        record_experts=False,
-        progress=False,
-    )
     exact.reset_cache()
     history = conversation()
     first = list(exact.stream(request(*history)))[-1]
@@ -97,17 +97,8 @@ def test_next_step_encodes_only_new_tokens_and_matches_a_fresh_encode(
 
 
 def test_edited_history_cuts_the_cache_back_and_stays_correct(
-    tiny_path: Path, exact: LocalBackend
+    exact: LocalBackend, fresh: LocalBackend
 ) -> None:
-    fresh = LocalBackend(
-        str(tiny_path),
-        quantization=None,
-        compute_dtype="float32",
-        temperature=0,
-        reuse_cache=False,
-        record_experts=False,
-        progress=False,
-    )
     exact.reset_cache()
     call = AssistantMessage("", "plan", [])
     history = conversation() + [
