@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from IPython.core.interactiveshell import InteractiveShell
 
 import k2nb
-from k2nb import heavy
+from k2nb.heavy import mode as heavy
 from k2nb.testing import Call, Reply, ScriptedServer
 
 

@@ -26,11 +26,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from k2nb.agent.messages import AssistantMessage, SystemMessage, ToolCall, ToolMessage, UserMessage
-from k2nb.backends.base import ModelRequest
+from k2nb.core.messages import AssistantMessage, SystemMessage, ToolCall, ToolMessage, UserMessage
+from k2nb.core.backend import ModelRequest
 from k2nb.backends.local import LocalBackend
-from k2nb.backends.local_loading import load_local_model
-from k2nb.backends.quantize import checkpoint_bytes
+from k2nb.backends.local.loading import load_local_model
+from k2nb.backends.local.quantize import checkpoint_bytes
 from k2nb.testing.tiny_moe import CODE_TOOL, build_tiny_moe
 
 TOOLS = [CODE_TOOL]

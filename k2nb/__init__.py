@@ -8,33 +8,56 @@ from __future__ import annotations
 
 from typing import Any
 
-from .agent.run import Run, Step, ToolCallRecord
+from .core.run import Run, Step, ToolCallRecord, ToolCallResult
 from .runner import run
-from .tools.registry import tool, user_tools
-from .tools.web import SearchResult, set_search_provider
+from .session import Session
+from .tools.registry import FunctionTool
+from .tools.web import SearchProvider, SearchResult, check_provider
 
 __version__ = "0.1.0"
-__all__ = ["Run", "SearchResult", "Step", "ToolCallRecord", "load_ipython_extension", "run",
-           "set_search_provider", "tool", "user_tools"]
+__all__ = ["FunctionTool", "Run", "SearchResult", "Session", "Step", "ToolCallRecord",
+           "ToolCallResult", "load_ipython_extension", "run", "set_search_provider", "tool",
+           "user_tools"]
+
+
+def tool(func: Any = None, *, name: str | None = None, side_effects: bool = False) -> Any:
+    """Offer a function to the model in every ``%%k2`` run of this kernel.
+
+    Use as ``@k2nb.tool`` or ``@k2nb.tool(name="lookup", side_effects=True)``. The schema comes
+    from the type hints, the description and parameter docs from the docstring; the function
+    stays callable. ``side_effects=True`` marks a function that changes something (writes,
+    sends, deletes): ``--approve ask`` then asks before each call.
+    """
+    return Session.current().user_tools.decorator(func, name=name, side_effects=side_effects)
+
+
+def user_tools() -> list[FunctionTool]:
+    """The tools registered with ``@k2nb.tool`` in this kernel so far."""
+    return Session.current().user_tools.list()
+
+
+def set_search_provider(provider: SearchProvider | None) -> None:
+    """Use ``provider`` for ``web_search`` in this kernel's runs (None restores the default)."""
+    check_provider(provider)
+    Session.current().search_provider = provider
 
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register ``%%k2``/``%k2`` and their configuration in this IPython session."""
-    from . import runner
-    from .magics import K2Magics
+    from .kernel.magics import K2Magics
     from .ui import frontend, view_factory
 
     magics = K2Magics(shell=ipython, config=ipython.config)
     ipython.register_magics(magics)
     ipython.configurables.append(magics)
-    runner.configured_values = magics.configured
+    session = Session.of(ipython)
+    session.configured = magics.configured
     # The run view first: it displays each call's block before the lab extension starts moving
     # that call's outputs into their own cell.
-    runner.view_factories[:] = [view_factory, frontend.view_factory]
+    session.views[:] = [view_factory, frontend.view_factory]
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    from . import runner
-
-    runner.configured_values = dict
-    runner.view_factories.clear()
+    session = Session.of(ipython)
+    session.configured = dict
+    session.views.clear()

@@ -1,133 +1,167 @@
-"""``k2nb.run``: one agent run in the current IPython session — the function behind ``%%k2``."""
+"""``k2nb.run``: one agent run in an IPython session — the function behind ``%%k2``.
+
+A run is composed of parts, each chosen from the settings and the kernel's :class:`Session`:
+where its steps come from (a model, or a recording to replay), its tools, whether calls wait for
+the user's approval, its transcript, and the views that show it. Heavy mode (``--heavy N``) runs
+several such runs in forked copies of the kernel and aggregates them (:mod:`k2nb.heavy`).
+"""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Any
 
-from . import backend_choice
-from . import replay as replay_mode
-from .agent.events import Subscriber
 from .agent.loop import Agent, Budgets, new_run_id
 from .agent.prompt import system_prompt
-from .agent.run import Run
-from .agent.transcript import Transcript
-from .backends.api import ApiBackend
-from .backends.base import Backend, BackendError
-from .config import Settings, resolve
-from .tools.approval import Approval, stdin_available
-from .tools.code_interpreter import CodeInterpreter
-from .tools.namespace import describe_namespace
-from .tools.observation import OutputStore, secret_values
+from .backends import choice
+from .core.backend import Backend, BackendError
+from .core.events import Subscriber
+from .core.run import Run
+from .heavy import HeavyParts, run_heavy
+from .runs import replay as replay_mode
+from .runs.store import Found
+from .runs.transcript import Transcript
+from .session import Session, default_shell
 from .tools.catalog import build_tools
+from .tools.interpreter.code_interpreter import CodeInterpreter
+from .tools.interpreter.namespace import describe_namespace
+from .tools.observation import OutputStore, secret_values
 from .tools.registry import Toolbox
-
-# Set by load_ipython_extension: returns the %config K2Magics values the user set.
-configured_values: Callable[[], dict[str, Any]] = dict
-# Views to attach to a run: a factory taking (settings, shell) and returning a subscriber or None.
-view_factories: list[Callable[[Settings, Any], Subscriber | None]] = []
+from .tools.safety.approval import Approval, stdin_available
 
 
 def run(prompt: str, *, backend: Backend | None = None, shell: Any = None,
-        subscribers: list[Subscriber] | None = None, replay: Any = None, **options: Any) -> Run:
+        subscribers: list[Subscriber] | None = None, replay: Any = None, views: bool = True,
+        **options: Any) -> Run:
     """Run the agent on ``prompt`` in the live IPython namespace and return the :class:`Run`.
 
-    Options are those of ``%%k2`` (``model``, ``base_url``, ``api_key``, ``max_steps``,
-    ``max_tokens``, ``timeout``, ``temperature``, ``reasoning_field``, ``observation_chars``,
-    ``quiet``, ...). Outside IPython a headless IPython shell runs the code.
+    Options are those of ``%%k2`` (:data:`k2nb.options.OPTIONS`: ``model``, ``base_url``,
+    ``api_key``, ``max_steps``, ``max_tokens``, ``timeout``, ``heavy``, ...). Outside IPython a
+    headless IPython shell runs the code. ``backend`` is a backend object, or the name of the
+    ``backend`` setting (``"local"``).
 
     ``replay``: None (replay a recorded run of this prompt only when no backend is configured,
-    or when ``K2NB_REPLAY=1``), True, False, or a run id to replay (see :mod:`k2nb.replay`).
+    or when ``K2NB_REPLAY=1``), True, False, or a run id to replay (see :mod:`k2nb.runs.replay`).
+    ``views=False`` shows nothing (the run is still returned and written to its transcript).
     """
     if isinstance(backend, str):  # k2nb.run(..., backend="local"): the setting, not an object
         options["backend"], backend = backend, None
-    settings = resolve(options, configured_values())
-    shell = shell or _shell()
-    replay_plan = replay_mode.plan(prompt, settings, replay) if backend is None else None
-    mode_notice = None  # says which model runs when it is not the configured API (no key)
-    if backend is None:
-        if replay_plan:
-            backend = replay_mode.backend_for(replay_plan)
-            if replay_mode.requested(replay) == "auto":  # replaying for want of a key
-                mode_notice = backend_choice.ModeNotice(
-                    f"No model is called on replay. {backend_choice.HOW_TO_SWITCH}")
-        else:
-            try:
-                backend, mode_notice = backend_choice.choose(settings)
-            except BackendError as exc:
-                raise ValueError(str(exc)) from None
-    replay_check = replay_mode.ReplayCheck(replay_plan) if replay_plan else None
+    plan_given = replay if isinstance(replay, (replay_mode.ReplayPlan, Found)) else None
+    if replay is not None and plan_given is None:
+        options["replay"] = replay
+    shell = shell or default_shell()
+    session = Session.of(shell)
+    settings = session.settings(options)
+    source = _source(session, settings, prompt, backend, plan_given)
+    if source.plan is None and settings.heavy and backend is None:
+        return run_heavy(prompt, settings, _heavy_parts(session, shell, prompt, options,
+                                                        subscribers))
+    return _execute(session, settings, shell, prompt, source, subscribers or [], views)
+
+
+@dataclass
+class Source:
+    """Where a run's steps come from, and what to say about it as the run starts."""
+
+    backend: Backend
+    plan: replay_mode.ReplayPlan | None = None
+    notices: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _source(session: Session, settings: Any, prompt: str, backend: Backend | None,
+            plan_given: Any) -> Source:
+    """The given backend, else a recording to replay, else the backend the settings choose."""
+    if backend is not None:
+        return Source(backend)
+    plan = replay_mode.plan(prompt, settings, plan_given, session.recordings)
+    if plan is not None:
+        source = Source(replay_mode.backend_for(plan), plan)
+        if plan_given is None and replay_mode.requested(settings.replay) == "auto":
+            source.notices.append((f"No model is called on replay. {choice.HOW_TO_SWITCH}",
+                                   "info"))  # replaying for want of a key
+        return source
+    try:
+        chosen, notice = choice.choose(settings, session.local_backends)
+    except BackendError as exc:
+        raise ValueError(str(exc)) from None
+    return Source(chosen, None, [(notice.text, notice.level)] if notice else [])
+
+
+def _execute(session: Session, settings: Any, shell: Any, prompt: str, source: Source,
+             subscribers: list[Subscriber], views: bool) -> Run:
+    approval = _approval(settings, shell)
     store = OutputStore()
     secrets = tuple(s for s in (settings.api_key, *secret_values()) if s)
-    if settings.approve != "auto" and not stdin_available(shell):
-        raise ValueError(
-            f"--approve {settings.approve} asks you before code runs, but this frontend cannot "
-            "answer input prompts (nbclient/nbconvert run notebooks without one). Use it in "
-            "JupyterLab, Notebook, VS Code or terminal IPython, or use --approve auto here."
-        )
-    # Views decide themselves what --quiet shows; the lab bridge is needed for real cells anyway.
-    views = [v for v in (factory(settings, shell) for factory in view_factories) if v is not None]
-    approval = None
-    if settings.approve != "auto":
-        bridge = next((v for v in views if hasattr(v, "approval_request")), None)
-        approval = Approval(settings.approve,
-                            notify=bridge.approval_request if bridge is not None else None)
-    interpreter = CodeInterpreter(shell, store, timeout=settings.timeout,
-                                  observation_chars=settings.observation_chars, secrets=secrets,
-                                  approval=approval)
-    toolbox = Toolbox(build_tools(settings, store, secrets, interpreter))
-    if replay_plan:
-        toolbox = replay_mode.toolbox_for(toolbox, replay_plan)
+    toolbox = _toolbox(session, settings, shell, store, secrets, source.plan)
     run_id = new_run_id()
-    transcript = Transcript(settings.transcript_dir, run_id)
-    transcript.write({"type": "settings", "model": settings.model, "base_url": settings.base_url,
-                      "backend": backend.name, "max_steps": settings.max_steps,
-                      "max_tokens": settings.max_tokens, "temperature": settings.temperature,
-                      "tools": toolbox.declarations(),
-                      "replay_of": replay_plan.record.get("run_id") if replay_plan else None})
+    transcript = _transcript(settings, run_id, source, toolbox)
+    shown = session.make_views(settings) if views else []
+    check = replay_mode.ReplayCheck(source.plan) if source.plan else None
     agent = Agent(
-        backend=backend,
-        toolbox=toolbox,
+        backend=source.backend, toolbox=toolbox,
         system_prompt=system_prompt(describe_namespace(shell.user_ns), settings.instructions),
         budgets=Budgets(settings.max_steps, settings.max_tokens, settings.temperature,
                         context_window=settings.context_window),
-        subscribers=[transcript, *views, *(subscribers or []),
-                     *([replay_check] if replay_check else []),
-                     *([mode_notice] if mode_notice else [])],
-    )
-    if mode_notice:
-        mode_notice.emit = agent.emit  # last subscriber, like replay_check
-    if replay_check:
-        replay_check.emit = agent.emit  # last subscriber: its notices follow what they check
-    experts_before = len(getattr(backend, "expert_counts", None) or [])
+        subscribers=[transcript, *shown, *subscribers, *([check] if check else [])],
+        approval=approval)
     try:
-        result = agent.run(prompt, run_id=run_id, transcript_path=str(transcript.path))
-        # A local MoE records which experts its router chose, per step (for teaching).
-        result.expert_counts = list(getattr(backend, "expert_counts", None) or [])[experts_before:]
-        if replay_check:
-            result.replay = replay_check.report  # type: ignore[attr-defined]
+        result = agent.run(prompt, run_id=run_id, transcript_path=str(transcript.path),
+                           notices=source.notices)
+        if source.plan is not None and check is not None:
+            result.replay, result.replay_of = check.report, source.plan.record.run_id
         return result
     finally:
         transcript.close()
-        for view in views:  # after RunFinished a no-op; otherwise the view shows how it ended
+        for view in shown:  # after RunFinished a no-op; otherwise the view shows how it ended
             try:
                 view.close()
             except Exception:
                 pass
 
 
-def make_backend(settings: Settings) -> Backend:
-    """The backend the settings ask for."""
-    return ApiBackend(settings.model, settings.base_url, settings.api_key,
-                      reasoning_field=settings.reasoning_field, max_retries=settings.max_retries,
-                      key_hint=settings.key_hint)
+def _approval(settings: Any, shell: Any) -> Approval | None:
+    if settings.approve == "auto":
+        return None
+    if not stdin_available(shell):
+        raise ValueError(
+            f"--approve {settings.approve} asks you before code runs, but this frontend cannot "
+            "answer input prompts (nbclient/nbconvert run notebooks without one). Use it in "
+            "JupyterLab, Notebook, VS Code or terminal IPython, or use --approve auto here.")
+    return Approval(settings.approve)
 
 
-def _shell() -> Any:
-    from IPython import get_ipython
+def _toolbox(session: Session, settings: Any, shell: Any, store: OutputStore,
+             secrets: tuple[str, ...], plan: replay_mode.ReplayPlan | None) -> Toolbox:
+    interpreter = CodeInterpreter(shell, store, timeout=settings.timeout,
+                                  observation_chars=settings.observation_chars, secrets=secrets)
+    toolbox = Toolbox(build_tools(settings, store, secrets, interpreter,
+                                  user_tools=session.user_tools.list(), mcp=session.mcp,
+                                  search_provider=session.search_provider))
+    return replay_mode.toolbox_for(toolbox, plan) if plan else toolbox
 
-    shell = get_ipython()
-    if shell is None:
-        from IPython.core.interactiveshell import InteractiveShell
 
-        shell = InteractiveShell.instance()
-    return shell
+def _transcript(settings: Any, run_id: str, source: Source, toolbox: Toolbox) -> Transcript:
+    transcript = Transcript(settings.transcript_dir, run_id)
+    transcript.write({"type": "settings", "model": settings.model, "base_url": settings.base_url,
+                      "backend": source.backend.name, "max_steps": settings.max_steps,
+                      "max_tokens": settings.max_tokens, "temperature": settings.temperature,
+                      "tools": toolbox.declarations(),
+                      "replay_of": source.plan.record.run_id if source.plan else None})
+    return transcript
+
+
+def _heavy_parts(session: Session, shell: Any, prompt: str, options: dict[str, Any],
+                 subscribers: list[Subscriber] | None) -> HeavyParts:
+    """What heavy mode needs from this kernel: one trajectory run (in a forked child), the
+    replay of the chosen one in the user's namespace, and the model for the aggregation."""
+    plain = {k: v for k, v in options.items() if k not in ("heavy", "concurrency", "replay")}
+
+    def trajectory(progress: list[Subscriber], folder: str) -> Run:
+        return run(prompt, shell=shell, subscribers=progress, replay=False, views=False,
+                   **{**plain, "quiet": True, "transcript_dir": folder})
+
+    def replay(plan: replay_mode.ReplayPlan) -> Run:
+        return run(prompt, shell=shell, replay=plan, subscribers=subscribers, **plain)
+
+    return HeavyParts(trajectory=trajectory, replay=replay, after_fork=session.mcp.after_fork,
+                      model=choice.api_backend, shell=shell)

@@ -519,7 +519,7 @@ def stock() -> list[Any]:
 
 LOCAL_LOAD = """import time
 from k2nb import backend_choice
-from k2nb.backends.local_loading import load_local_model
+from k2nb.backends.local.loading import load_local_model
 folder = str(backend_choice.smollm2_model_folder())
 sizes = {}
 for quantization in (None, "nf4"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import k2nb
-from k2nb.agent import events as ev
+from k2nb.core import events as ev
 from k2nb.testing import Call, Reply, ScriptedServer
 
 

@@ -9,7 +9,7 @@ from jupyter_client.manager import start_new_kernel
 
 from k2nb.testing import Call, Reply
 from k2nb.testing.notebook import cell_text, run_notebook
-from k2nb.tools.risk import assess
+from k2nb.tools.safety.risk import assess
 
 
 @pytest.mark.parametrize("code, reason", [
@@ -92,7 +92,7 @@ def test_ask_without_stdin_fails_before_anything_runs(k2env, tmp_path):
 
 
 def test_answers_typed_or_sent_by_the_extension_as_json():
-    from k2nb.tools.approval import Approval, Decision, parse_answer
+    from k2nb.tools.safety.approval import Approval, Decision, parse_answer
 
     code = "print(1)"
     assert parse_answer("", code) == Decision("run", code)

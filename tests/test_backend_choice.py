@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 import k2nb
-from k2nb import backend_choice
+from k2nb.backends import choice as backend_choice
 from k2nb.backends.api import ApiBackend
-from k2nb.config import resolve
+from k2nb.options import resolve
 
 ENV = ("MOONSHOT_API_KEY", "K2NB_API_KEY", "K2NB_BASE_URL", "K2NB_MODEL", "K2NB_BACKEND",
        "K2NB_LOCAL_MODEL", "K2NB_REPLAY")

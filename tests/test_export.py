@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from k2nb.compare import essentials
+from k2nb.runs.compare import essentials
 from k2nb.testing import Call, Reply
 
 SALES = "region,total\nnorth,120\nsouth,80\neast,200\n"
@@ -65,7 +65,7 @@ def test_export_notebook_is_valid_with_provenance(recorded, shell, tmp_path: Pat
 
 @pytest.mark.slow
 def test_exported_notebook_re_executes_to_the_same_outputs(recorded, tmp_path: Path):
-    from k2nb.export import export
+    from k2nb.runs.export import export
 
     path = export(recorded.run_id, str(tmp_path / "run.ipynb"))
     nb = nbformat.read(path, as_version=4)

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from k2nb.agent.messages import AssistantMessage, SystemMessage, ToolCall, ToolMessage, UserMessage
-from k2nb.backends.base import ContentDelta, ToolCallDelta
-from k2nb.formats import FencedCodeFormat, FencedCodeParser, detect_format
+from k2nb.core.messages import AssistantMessage, SystemMessage, ToolCall, ToolMessage, UserMessage
+from k2nb.core.events import ContentDelta, ToolCallDelta
+from k2nb.backends.local.formats import FencedCodeFormat, FencedCodeParser, detect_format
 
 
 def parse(text: str, chunk: int = 10_000, **options):

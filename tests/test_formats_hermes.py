@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from k2nb.agent.messages import AssistantMessage, ToolCall, ToolMessage, UserMessage
-from k2nb.backends.base import ContentDelta, ReasoningDelta, ToolCallDelta
-from k2nb.formats import HermesFormat, HermesParser
+from k2nb.core.messages import AssistantMessage, ToolCall, ToolMessage, UserMessage
+from k2nb.core.events import ContentDelta, ReasoningDelta, ToolCallDelta
+from k2nb.backends.local.formats import HermesFormat, HermesParser
 
 QWEN = (
     "<think>\nI should look it up.\n</think>\n\nChecking.\n"

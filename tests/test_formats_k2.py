@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from k2nb.agent.messages import AssistantMessage, SystemMessage, ToolCall, ToolMessage, UserMessage
-from k2nb.backends.base import ContentDelta, ReasoningDelta, ToolCallDelta
-from k2nb.formats import K2_CHAT_TEMPLATE, K2Format, K2Parser
+from k2nb.core.messages import AssistantMessage, SystemMessage, ToolCall, ToolMessage, UserMessage
+from k2nb.core.events import ContentDelta, ReasoningDelta, ToolCallDelta
+from k2nb.backends.local.formats import K2_CHAT_TEMPLATE, K2Format, K2Parser
 
 CANONICAL = (
     "<think> The user wants weather. </think>Let me check."

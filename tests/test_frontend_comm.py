@@ -14,8 +14,8 @@ import textwrap
 import pytest
 from jupyter_client.manager import start_new_kernel
 
-from k2nb.agent import events as ev
-from k2nb.agent.messages import ToolCall, Usage
+from k2nb.core import events as ev
+from k2nb.core.messages import ToolCall, Usage
 from k2nb.testing import Call, Reply, ScriptedServer
 from k2nb.ui.frontend import FrontendBridge
 
@@ -130,7 +130,7 @@ def test_a_real_run_brackets_each_calls_outputs_with_comm_messages(kernel, tmp_p
 def test_closing_a_run_mid_call_marks_the_call_interrupted(kernel):
     code = textwrap.dedent("""
         from k2nb.agent import events as ev
-        from k2nb.agent.messages import ToolCall
+        from k2nb.core.messages import ToolCall
         from k2nb.ui.frontend import FrontendBridge
         bridge = FrontendBridge("m")
         bridge(ev.RunStarted("run-1", "p", "m", "api", None))
@@ -161,7 +161,7 @@ def test_outside_a_kernel_the_bridge_is_silent():
 def test_an_approval_request_reaches_iopub_before_the_stdin_prompt(kernel):
     code = textwrap.dedent("""
         from k2nb.agent import events as ev
-        from k2nb.tools.approval import Approval
+        from k2nb.tools.safety.approval import Approval
         from k2nb.ui.frontend import FrontendBridge
         bridge = FrontendBridge("m")
         bridge(ev.RunStarted("run-2", "p", "m", "api", None))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from k2nb import heavy, trajectories
+from k2nb.heavy import mode as heavy, trajectories
 from k2nb.testing import Call, Reply
 from k2nb.testing.notebook import cell_text, run_notebook
 
@@ -109,7 +109,7 @@ def test_heavy_without_key_and_without_record(shell, k2env, monkeypatch):
 
 
 def test_aggregation_choice_parsing():
-    from k2nb.agent.run import Run, Step
+    from k2nb.core.run import Run, Step
 
     attempts = [heavy.Trajectory(i, status="answered",
                                      record={"steps": [{}], "answer": f"a{i}",

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from k2nb.tools.code_interpreter import CodeInterpreter
+from k2nb.tools.interpreter.code_interpreter import CodeInterpreter
 from k2nb.tools.observation import OutputStore
 
 
@@ -37,8 +37,8 @@ def test_dangerous_calls_are_refused_and_explained(interp, shell, code, expected
     assert run(interp, "precious + 1").observation == "43"  # the kernel is still fine
     import builtins
 
-    assert builtins.input.__module__ != "k2nb.tools.guards"  # guards removed afterwards
-    assert os._exit.__module__ != "k2nb.tools.guards"
+    assert builtins.input.__module__ != "k2nb.tools.interpreter.guards"  # guards removed afterwards
+    assert os._exit.__module__ != "k2nb.tools.interpreter.guards"
 
 
 def test_fifty_megabytes_of_output(interp, capsys):

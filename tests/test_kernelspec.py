@@ -35,7 +35,7 @@ def test_the_k2nb_kernel_has_the_magic_without_load_ext():
 
 def test_install_command_writes_a_kernelspec_for_this_python(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "k2nb.kernelspec", "install", "--prefix", str(tmp_path)],
+        [sys.executable, "-m", "k2nb.kernel.kernelspec", "install", "--prefix", str(tmp_path)],
         check=False, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     folder = tmp_path / "share" / "jupyter" / "kernels" / "k2nb"
@@ -54,7 +54,7 @@ def test_install_command_writes_a_kernelspec_for_this_python(tmp_path):
 
 def test_install_command_names_and_display_names(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "k2nb.kernelspec", "install", "--prefix", str(tmp_path),
+        [sys.executable, "-m", "k2nb.kernel.kernelspec", "install", "--prefix", str(tmp_path),
          "--name", "k2nb-dev", "--display-name", "k2nb (dev)"],
         check=False, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -65,7 +65,7 @@ def test_install_command_names_and_display_names(tmp_path):
 
 def test_install_command_refuses_two_destinations():
     result = subprocess.run(
-        [sys.executable, "-m", "k2nb.kernelspec", "install", "--user", "--sys-prefix"],
+        [sys.executable, "-m", "k2nb.kernel.kernelspec", "install", "--user", "--sys-prefix"],
         check=False, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "not allowed with argument" in result.stderr

@@ -18,8 +18,8 @@ pytest.importorskip(
 )
 pytest.importorskip("bitsandbytes", reason="the local extra is not installed")
 
-from k2nb.agent.messages import AssistantMessage, SystemMessage, ToolMessage, UserMessage
-from k2nb.backends.base import Backend, ModelRequest, StepResult
+from k2nb.core.messages import AssistantMessage, SystemMessage, ToolMessage, UserMessage
+from k2nb.core.backend import Backend, ModelRequest, StepResult
 from k2nb.backends.local import LocalBackend
 from k2nb.testing.tiny_moe import CODE_TOOL, build_tiny_moe
 
@@ -163,7 +163,7 @@ def test_router_choices_are_counted_per_step_and_layer(exact: LocalBackend) -> N
 
 def test_expert_heat_map_draws_layers_by_experts(exact: LocalBackend) -> None:
     pytest.importorskip("matplotlib")
-    from k2nb.backends.experts import expert_heatmap
+    from k2nb.backends.local.experts import expert_heatmap
 
     figure = expert_heatmap(exact.expert_counts[-3:])
     image = figure.axes[0].images[0].get_array()
@@ -172,7 +172,7 @@ def test_expert_heat_map_draws_layers_by_experts(exact: LocalBackend) -> None:
 
 
 def test_tool_results_render_as_k2_return_blocks(exact: LocalBackend) -> None:
-    from k2nb.agent.messages import ToolCall
+    from k2nb.core.messages import ToolCall
 
     call = ToolCall("functions.code_interpreter:0", "code_interpreter", '{"code": "x = 42"}')
     _, text = exact.render(

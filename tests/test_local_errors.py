@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from k2nb.backends.base import BackendError
+from k2nb.core.backend import BackendError
 from k2nb.backends.local import LocalBackend
 
 

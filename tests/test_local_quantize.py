@@ -16,9 +16,14 @@ torch = pytest.importorskip(
 )
 bnb = pytest.importorskip("bitsandbytes", reason="the local extra is not installed")
 
-from k2nb.backends.local_loading import load_local_model  # noqa: E402
-from k2nb.backends.quantize import Experts4bit, checkpoint_bytes, parameter_bytes, quantize_experts  # noqa: E402
-from k2nb.testing.tiny_moe import build_tiny_moe  # noqa: E402
+from k2nb.backends.local.loading import load_local_model
+from k2nb.backends.local.quantize import (
+    Experts4bit,
+    checkpoint_bytes,
+    parameter_bytes,
+    quantize_experts,
+)
+from k2nb.testing.tiny_moe import build_tiny_moe
 
 
 @pytest.fixture(scope="module")

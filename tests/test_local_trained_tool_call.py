@@ -22,9 +22,9 @@ pytest.importorskip(
 pytest.importorskip("bitsandbytes", reason="the local extra is not installed")
 
 import k2nb
-from k2nb.agent.messages import AssistantMessage
+from k2nb.core.messages import AssistantMessage
 from k2nb.agent.prompt import BASE
-from k2nb.backends.base import ModelRequest, StepResult
+from k2nb.core.backend import ModelRequest, StepResult
 from k2nb.testing.tiny_moe import Example, build_tiny_moe, tool_call_reply, train_tool_caller
 
 pytestmark = pytest.mark.slow

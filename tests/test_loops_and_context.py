@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import k2nb
-from k2nb.agent import events as ev
+from k2nb.core import events as ev
 from k2nb.agent.context import estimate_tokens, hide_old_observations
-from k2nb.agent.messages import AssistantMessage, ToolCall, ToolMessage, UserMessage
+from k2nb.core.messages import AssistantMessage, ToolCall, ToolMessage, UserMessage
 from k2nb.testing import Call, Reply, ScriptedServer
 
 

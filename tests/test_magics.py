@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from k2nb.magics import K2Error
+from k2nb.kernel.magics import K2Error
 from k2nb.testing import Call, Reply
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from k2nb.tools.code_interpreter import CodeInterpreter
+from k2nb.tools.interpreter.code_interpreter import CodeInterpreter
 from k2nb.tools.observation import OutputStore, cap, image_size
 from k2nb.tools.read_output import ReadOutput
 

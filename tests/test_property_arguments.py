@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from k2nb.tools.arguments import parse_arguments
-from k2nb.tools.code_interpreter import CodeArguments
+from k2nb.tools.interpreter.code_interpreter import CodeArguments
 
 fragments = st.sampled_from(['{', '}', '"code"', ':', '"', '\\', ',', '[', ']', 'null', 'print(1)',
                              '\n', '"\\u12', '{"code": ', '}}', "'", 'NaN', '1e999', '\x00'])

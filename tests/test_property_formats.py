@@ -10,8 +10,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from k2nb.backends.base import ContentDelta, ReasoningDelta
-from k2nb.formats import FencedCodeParser, HermesParser, K2Parser
+from k2nb.core.events import ContentDelta, ReasoningDelta
+from k2nb.backends.local.formats import FencedCodeParser, HermesParser, K2Parser
 
 K2_PIECES = ["<think>", "</think>", "<|tool_calls_section_begin|>", "<|tool_call_section_begin|>",
              "<|tool_calls_section_end|>", "<|tool_call_begin|>", "<|tool_call_argument_begin|>",

@@ -11,7 +11,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from k2nb.record import prompt_hash, record_from_transcript, run_record
+from k2nb.runs.record import prompt_hash, record_from_transcript, run_record
 from k2nb.testing import Call, Reply, ScriptedServer
 from k2nb.testing.notebook import cell_text
 
@@ -205,7 +205,7 @@ def test_record_is_capped_images_first(shell, k2env):
 
 def test_replay_from_a_named_notebook(shell, k2env, tmp_path: Path, monkeypatch, capsys):
     """A notebook elsewhere (no transcripts next to it) is named with `%k2 replay --from`."""
-    from k2nb.record import record_metadata
+    from k2nb.runs.record import record_metadata
 
     k2env.add(Reply(reasoning="Set it.",
                     tool_calls=[Call("code_interpreter", {"code": "z = 6 * 7\nprint(z)"})]),
@@ -240,7 +240,7 @@ def test_replay_from_a_named_notebook(shell, k2env, tmp_path: Path, monkeypatch,
 def test_session_notebook_is_searched(tmp_path: Path, monkeypatch):
     """JupyterLab names the kernel's notebook in JPY_SESSION_NAME: its records are found even
     when it is not in the working directory."""
-    from k2nb.recordings import find
+    from k2nb.runs.store import find
 
     record = {"format": "k2nb-record", "run_id": "r1", "prompt": "Hello there",
               "prompt_hash": prompt_hash("Hello there\n"), "stop_reason": "answered",
@@ -260,7 +260,7 @@ def test_session_notebook_is_searched(tmp_path: Path, monkeypatch):
 
 
 def test_compare_trimmed_images_and_errors():
-    from k2nb.compare import compare
+    from k2nb.runs.compare import compare
 
     figure = {"output_type": "display_data", "metadata": {},
               "data": {"image/png": "iVBOR...", "text/plain": "<Figure size 640x480 with 1 Axes>"}}

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import k2nb
-from k2nb.magics import K2Error
+from k2nb.kernel.magics import K2Error
 from k2nb.testing import Call, Reply
 from k2nb.tools import mcp
 

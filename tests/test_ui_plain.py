@@ -6,8 +6,8 @@ import io
 import subprocess
 import sys
 
-from k2nb.agent import events as ev
-from k2nb.agent.messages import AssistantMessage, Usage
+from k2nb.core import events as ev
+from k2nb.core.messages import AssistantMessage, Usage
 from k2nb.ui import PlainView, make_view
 from k2nb.ui.synthetic import stream_run, token, tool_run
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from k2nb.agent.messages import Usage
+from k2nb.core.messages import Usage
 from k2nb.ui import pricing
 from k2nb.ui.pricing import estimate_cost, price_for, register_price
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from ui_recording import make_live, thinking_plain
 
-from k2nb.agent import events as ev
-from k2nb.agent.messages import AssistantMessage, ToolCall, Usage
+from k2nb.core import events as ev
+from k2nb.core.messages import AssistantMessage, ToolCall, Usage
 from k2nb.ui.synthetic import token, tool_run
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"

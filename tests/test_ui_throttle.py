@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 from ui_recording import make_live, segment_order, thinking_plain
 
-from k2nb.agent import events as ev
-from k2nb.agent.messages import AssistantMessage, Usage
+from k2nb.core import events as ev
+from k2nb.core.messages import AssistantMessage, Usage
 from k2nb.ui.synthetic import token
 from k2nb.ui.widgets import SEGMENT_CHARS, segment_text
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from .messages import AssistantMessage, Message, ToolMessage
+from ..core.messages import AssistantMessage, Message, ToolMessage
 
 HIDDEN = ("[output hidden to keep the conversation within the context window; call read_output "
           "with call_id=\"{id}\" to see it again]")

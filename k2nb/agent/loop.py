@@ -1,8 +1,9 @@
 """The agent loop: plan → call tools → observe → reflect → answer, free of Jupyter.
 
 One :class:`Agent` runs one prompt to an answer or to a budget. It streams each step from a
-backend, forwards deltas as events, executes every tool call of a step in order, and feeds the
-observations back. Interrupts (KeyboardInterrupt) stop it at once with the partial run kept.
+backend, forwards deltas as events, executes every tool call of a step in order (asking the user
+first when an approval mode says so), and feeds the observations back. Interrupts
+(KeyboardInterrupt) stop it at once with the partial run kept.
 """
 
 from __future__ import annotations
@@ -11,23 +12,26 @@ import json
 import sys
 import time
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable
 
-from ..backends.base import (
-    Backend,
-    BackendError,
-    ContentDelta,
-    ModelRequest,
-    ReasoningDelta,
-    StepResult,
-    ToolCallDelta,
+from ..core import events as ev
+from ..core.backend import Backend, BackendError, ModelRequest, StepResult
+from ..core.events import ContentDelta, ReasoningDelta
+from ..core.k2 import CONTEXT_WINDOW, STEP_TOKENS, TEMPERATURE
+from ..core.messages import (
+    AssistantMessage,
+    Message,
+    SystemMessage,
+    ToolCall,
+    ToolMessage,
+    UserMessage,
 )
-from ..tools.registry import Toolbox, ToolOutcome
-from . import events as ev
+from ..core.run import Run, Step, ToolCallResult
+from ..core.tool import Tool, ToolOutcome
+from ..tools.registry import Toolbox
+from ..tools.safety.approval import Approval, ApprovalRequest
 from .context import fit, hide_old_observations
-from .messages import AssistantMessage, Message, SystemMessage, ToolMessage, UserMessage
-from .run import Run, Step, ToolCallRecord
 
 
 class Interrupted(KeyboardInterrupt):
@@ -37,10 +41,10 @@ class Interrupted(KeyboardInterrupt):
 @dataclass
 class Budgets:
     max_steps: int = 50
-    max_tokens: int = 32_000  # per step; K2's reasoning counts against it
-    temperature: float = 1.0
+    max_tokens: int = STEP_TOKENS  # per step; K2's reasoning counts against it
+    temperature: float = TEMPERATURE
     stream_retries: int = 2  # restarts of a step whose stream was cut
-    context_window: int = 262_144  # tokens; K2 Thinking's window
+    context_window: int = CONTEXT_WINDOW  # tokens
     context_threshold: float = 0.8  # hide old observations past this share of the window
     nudge_after: int = 3  # identical consecutive calls before the model is told
     stop_after: int = 5  # identical consecutive calls that end the run
@@ -57,71 +61,32 @@ class Agent:
     system_prompt: str = ""
     budgets: Budgets = field(default_factory=Budgets)
     subscribers: list[ev.Subscriber] = field(default_factory=list)
+    #: Asks the user before calls of tools with side effects; None runs them unasked.
+    approval: Approval | None = None
 
     def run(self, prompt: str, *, run_id: str | None = None,
-            transcript_path: str | None = None, history: Iterable[Message] = ()) -> Run:
+            transcript_path: str | None = None, history: Iterable[Message] = (),
+            notices: Sequence[tuple[str, str]] = ()) -> Run:
+        """Run ``prompt`` after ``history``; ``notices`` ((text, level) pairs) are shown right
+        after the run starts."""
         run_id = run_id or new_run_id()
         run = Run(run_id, prompt, self.backend.model, self.backend.name,
-                  transcript_path=transcript_path)
-        messages: list[Message] = []
-        if self.system_prompt:
-            messages.append(SystemMessage(self.system_prompt))
+                  transcript_path=transcript_path, started_at=round(time.time(), 3))
+        messages: list[Message] = [SystemMessage(self.system_prompt)] if self.system_prompt else []
         messages.extend(history)
         messages.append(UserMessage(prompt))
         run.messages = messages
         self.emit(ev.RunStarted(run_id, prompt, self.backend.model, self.backend.name,
                                  transcript_path))
-        step_index = 0
+        for text, level in notices:
+            self.emit(ev.Notice(run_id, text, level))
         self._last_call: tuple[str, str] | None = None
         self._repeats = 0
         try:
-            while True:
-                if step_index >= self.budgets.max_steps:
-                    run.stop_reason = "max_steps"
-                    run.note = (
-                        f"Stopped: the step budget (--max-steps {self.budgets.max_steps}) ran out "
-                        "before the model gave a final answer. Raise it with --max-steps N or "
-                        "%config K2Magics.max_steps = N; the partial run is kept."
-                    )
-                    break
-                step_index += 1
-                step = Step(step_index)
-                run.steps.append(step)
-                self.emit(ev.StepStarted(run_id, step_index))
-                result = self._stream_step(run, step, messages)
-                message = result.message
-                messages.append(message)
-                run.usage = run.usage + result.usage
-                self.emit(ev.StepFinished(run_id, step_index, message, result.usage,
-                                           result.finish_reason))
-                if result.finish_reason == "length":
-                    run.stop_reason = "max_tokens"
-                    run.answer = message.content
-                    run.note = (
-                        f"Stopped: step {step_index} used its whole token budget (--max-tokens "
-                        f"{self.budgets.max_tokens}, thinking included) before finishing. Raise "
-                        "it with --max-tokens N (K2 works best with 16,000 or more)."
-                    )
-                    # Tool calls cut mid-arguments are not run; close them for a valid history.
-                    for call in message.tool_calls:
-                        self._close_call(run, step, messages, call, "not run: the step was cut "
-                                         "off by the token budget", "skipped")
-                    break
-                if not message.tool_calls:
-                    run.answer = message.content
-                    run.stop_reason = "answered"
-                    break
-                for position, call in enumerate(message.tool_calls):
-                    try:
-                        self._execute(run, step, messages, call)
-                    except KeyboardInterrupt:
-                        for rest in message.tool_calls[position:]:
-                            self._close_call(run, step, messages, rest,
-                                             "not run: stopped by the user", "interrupted")
-                        raise
+            self._steps(run, messages)
         except KeyboardInterrupt:
             run.stop_reason = "interrupted"
-            run.note = f"Stopped by user at step {step_index}."
+            run.note = f"Stopped by user at step {len(run.steps)}."
             self._close_partial_step(run, messages)
         except BackendError as exc:
             run.stop_reason = "error"
@@ -129,9 +94,58 @@ class Agent:
         except RepeatedCalls as exc:
             run.stop_reason = "loop"
             run.note = str(exc)
+        run.finished_at = round(time.time(), 3)
         self.emit(ev.RunFinished(run_id, run.answer, run.stop_reason, len(run.steps), run.usage,
                                   run.note))
         return run
+
+    def _steps(self, run: Run, messages: list[Message]) -> None:
+        """Step until the model answers or a budget ends the run."""
+        while True:
+            if len(run.steps) >= self.budgets.max_steps:
+                run.stop_reason = "max_steps"
+                run.note = (
+                    f"Stopped: the step budget (--max-steps {self.budgets.max_steps}) ran out "
+                    "before the model gave a final answer. Raise it with --max-steps N or "
+                    "%config K2Magics.max_steps = N; the partial run is kept.")
+                return
+            step = Step(len(run.steps) + 1, started_at=round(time.time(), 3))
+            run.steps.append(step)
+            self.emit(ev.StepStarted(run.run_id, step.index))
+            result = self._stream_step(run, step, messages)
+            message = result.message
+            messages.append(message)
+            run.usage = run.usage + result.usage
+            self.emit(ev.StepFinished(run.run_id, step.index, message, result.usage,
+                                       result.finish_reason))
+            if result.finish_reason == "length":
+                self._cut_by_token_budget(run, step, messages, message)
+                return
+            if not message.tool_calls:
+                run.answer = message.content
+                run.stop_reason = "answered"
+                return
+            for position, call in enumerate(message.tool_calls):
+                try:
+                    self._execute(run, step, messages, call)
+                except KeyboardInterrupt:
+                    for rest in message.tool_calls[position:]:
+                        self._close_call(run, step, messages, rest,
+                                         "not run: stopped by the user", "interrupted")
+                    raise
+
+    def _cut_by_token_budget(self, run: Run, step: Step, messages: list[Message],
+                             message: AssistantMessage) -> None:
+        run.stop_reason = "max_tokens"
+        run.answer = message.content
+        run.note = (
+            f"Stopped: step {step.index} used its whole token budget (--max-tokens "
+            f"{self.budgets.max_tokens}, thinking included) before finishing. Raise "
+            "it with --max-tokens N (K2 works best with 16,000 or more).")
+        # Tool calls cut mid-arguments are not run; close them for a valid history.
+        for call in message.tool_calls:
+            self._close_call(run, step, messages, call, "not run: the step was cut "
+                             "off by the token budget", "skipped")
 
     def _close_partial_step(self, run: Run, messages: list[Message]) -> None:
         """A step interrupted while streaming still ends, with its partial text, for the record."""
@@ -157,29 +171,16 @@ class Agent:
             request = ModelRequest(messages=list(messages), tools=tools,
                                    max_tokens=self.budgets.max_tokens,
                                    temperature=self.budgets.temperature)
-            stream = self.backend.stream(request)
-            result: StepResult | None = None
             try:
-                for item in stream:
-                    if isinstance(item, ReasoningDelta):
-                        step.reasoning += item.text
-                        self.emit(ev.ReasoningDelta(run.run_id, step.index, item.text))
-                    elif isinstance(item, ContentDelta):
-                        step.content += item.text
-                        self.emit(ev.ContentDelta(run.run_id, step.index, item.text))
-                    elif isinstance(item, ToolCallDelta):
-                        self.emit(ev.ToolCallDelta(run.run_id, step.index, item.index,
-                                                    item.name, item.arguments))
-                    elif isinstance(item, StepResult):
-                        result = item
+                result = self._consume(run, step, self.backend.stream(request))
             except BackendError as exc:
                 if exc.context_overflow and not trimmed_for_limit:
                     trimmed_for_limit = True
+                    step.reasoning = step.content = ""
                     messages[:], hidden = hide_old_observations(messages, keep_last=1)
                     self.emit(ev.Notice(run.run_id, f"The server said the conversation is too "
                                          f"long; hid {hidden} older tool outputs and retried.",
                                          "warning", step.index))
-                    step.reasoning = step.content = ""
                     continue
                 if not exc.retryable or attempt >= self.budgets.stream_retries:
                     raise
@@ -188,15 +189,33 @@ class Agent:
                 self.emit(ev.Notice(run.run_id, f"{exc} Retrying step {step.index} "
                                      f"(attempt {attempt + 1}).", "warning", step.index))
                 continue
-            finally:
-                stream.close()
-            if result is None:
-                raise BackendError("The backend ended a step without a result.")
             message = result.message
             step.reasoning, step.content = message.reasoning, message.content
             step.usage, step.finish_reason = result.usage, result.finish_reason
+            step.experts = result.experts
             step.duration_s = time.monotonic() - started
+            step.finished_at = round(time.time(), 3)
             return result
+
+    def _consume(self, run: Run, step: Step, stream: Iterable) -> StepResult:
+        """Forward one stream's deltas (stamped with the run and step) and return its result."""
+        result: StepResult | None = None
+        try:
+            for item in stream:
+                if isinstance(item, StepResult):
+                    result = item
+                    continue
+                item.run_id, item.step = run.run_id, step.index
+                if isinstance(item, ReasoningDelta):
+                    step.reasoning += item.text
+                elif isinstance(item, ContentDelta):
+                    step.content += item.text
+                self.emit(item)
+        finally:
+            stream.close()  # type: ignore[attr-defined]
+        if result is None:
+            raise BackendError("The backend ended a step without a result.")
+        return result
 
     def _fit_context(self, run: Run, step: Step, messages: list[Message], tools) -> None:
         fitted, hidden = fit(messages, tools, self.budgets.context_window,
@@ -210,7 +229,8 @@ class Agent:
 
     # --- tool calls -----------------------------------------------------------------------
 
-    def _check_repeats(self, run: Run, step: Step, messages: list[Message], call) -> str:
+    def _check_repeats(self, run: Run, step: Step, messages: list[Message],
+                       call: ToolCall) -> str:
         """Track identical consecutive calls: '' (fine), a nudge to append, or raise to stop."""
         key = (call.name, _canonical(call.arguments))
         self._repeats = self._repeats + 1 if key == self._last_call else 1
@@ -228,13 +248,13 @@ class Agent:
                     "different approach, or give your answer with what you have.]")
         return ""
 
-    def _execute(self, run: Run, step: Step, messages: list[Message], call) -> None:
+    def _execute(self, run: Run, step: Step, messages: list[Message], call: ToolCall) -> None:
         nudge = self._check_repeats(run, step, messages, call)
         tool, values, error, repaired = self.toolbox.prepare(call)
-        skipped = None
-        review = getattr(tool, "review", None)
-        if values is not None and review is not None:  # e.g. the user's approval
-            values, skipped = review(call.id, step.index, values)
+        outcome: ToolOutcome | None = None
+        edited = ""
+        if tool is not None and values is not None and tool.side_effects and self.approval:
+            values, outcome, edited = self._approve(run, step, call, tool, values)
         code = values.get("code") if values and call.name == "code_interpreter" else None
         self.emit(ev.ToolCallStarted(run.run_id, step.index, call, code))
         if repaired and values is not None:
@@ -242,46 +262,88 @@ class Agent:
                                  f"`{call.name}` ({call.id}).", "info", step.index))
         if error is not None:
             outcome = ToolOutcome(error, is_error=True, status="error")
-        elif skipped is not None:
-            outcome = skipped
-        else:
-            try:
-                outcome = tool.invoke(call.id, values)
-            except KeyboardInterrupt:
-                raise
-            except Exception as exc:  # a tool bug must not end the run
-                outcome = ToolOutcome(f"Tool `{call.name}` failed: {type(exc).__name__}: {exc}",
-                                      is_error=True, status="error")
+        elif outcome is None:
+            outcome = self._invoke(tool, call, values)
+        if edited:
+            outcome.observation = edited + outcome.observation
         if nudge:
             outcome.observation += nudge
         self._record(run, step, messages, call, outcome)
 
-    def _close_call(self, run, step, messages, call, text: str, status: str) -> None:
+    def _invoke(self, tool: Tool, call: ToolCall, values: dict) -> ToolOutcome:
+        try:
+            return tool.invoke(call.id, values)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # a tool bug must not end the run
+            return ToolOutcome(f"Tool `{call.name}` failed: {type(exc).__name__}: {exc}",
+                               is_error=True, status="error")
+
+    def _approve(self, run: Run, step: Step, call: ToolCall, tool: Tool,
+                 values: dict) -> tuple[dict, ToolOutcome | None, str]:
+        """Ask the user, when the approval mode says so, before the call is announced.
+
+        Returns the values to run with, an outcome when the call is not run, and a note for
+        the model when the user edited the call."""
+        code = values.get("code") if call.name == "code_interpreter" else None
+        request = ApprovalRequest(call.id, step.index, call.name, call.arguments, code)
+        assert self.approval is not None
+        if not self.approval.needs_asking(request):
+            return values, None, ""
+        self.emit(ev.ApprovalRequested(run.run_id, step.index, call, code, list(request.reasons)))
+        decision = self.approval.ask(request)
+        if not decision.runs:
+            reason = f" Their reason: {decision.reason}" if decision.reason else ""
+            what = "this code" if code is not None else f"this `{call.name}` call"
+            return values, ToolOutcome(f"The user chose not to run {what}.{reason}",
+                                       is_error=True, status="skipped"), ""
+        if decision.text == request.text:
+            return values, None, ""
+        if code is not None:
+            return ({**values, "code": decision.text}, None,
+                    f"The user edited your code before it ran; it ran as:\n{decision.text}\n---\n")
+        _, edited, error, _ = self.toolbox.prepare(ToolCall(call.id, call.name, decision.text))
+        if edited is None:
+            return values, ToolOutcome(f"The user edited the arguments, and they are not valid: "
+                                       f"{error}", is_error=True, status="skipped"), ""
+        return (edited, None, f"The user edited your arguments before the call; it ran with:\n"
+                f"{decision.text}\n---\n")
+
+    def _close_call(self, run: Run, step: Step, messages: list[Message], call: ToolCall,
+                    text: str, status: str) -> None:
         if any(c.call.id == call.id for c in step.tool_calls):
             return
         self._record(run, step, messages, call, ToolOutcome(text, is_error=True, status=status))
 
-    def _record(self, run: Run, step: Step, messages: list[Message], call,
+    def _record(self, run: Run, step: Step, messages: list[Message], call: ToolCall,
                 outcome: ToolOutcome) -> None:
         messages.append(ToolMessage(call.id, call.name, outcome.observation))
-        step.tool_calls.append(ToolCallRecord(call, outcome.observation, outcome.is_error,
+        step.tool_calls.append(ToolCallResult(call, outcome.observation, outcome.is_error,
                                               outcome.status, outcome.outputs,
-                                              outcome.execution_count, outcome.duration_s))
+                                              outcome.execution_count, outcome.duration_s,
+                                              round(time.time(), 3)))
         self.emit(ev.ToolCallFinished(run.run_id, step.index, call, outcome.observation,
                                        outcome.is_error, outcome.outputs,
                                        outcome.execution_count, outcome.duration_s,
                                        outcome.status))
 
     def emit(self, event: ev.Event) -> None:
+        """Give ``event`` to every subscriber, then emit the events they answered with."""
+        answers: list[ev.Event] = []
         for subscriber in list(self.subscribers):
             try:
-                subscriber(event)
+                more = subscriber(event)
             except KeyboardInterrupt:
                 raise
             except Exception as exc:  # a broken view must not lose the run
                 self.subscribers.remove(subscriber)
                 print(f"k2nb: a view stopped after an error ({type(exc).__name__}: {exc}); "
                       "the run goes on.", file=sys.stderr)
+                continue
+            if more:
+                answers.extend(more)
+        for answer in answers:
+            self.emit(answer)
 
 
 def _canonical(arguments: str) -> str:

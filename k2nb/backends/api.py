@@ -16,18 +16,11 @@ from typing import Any, Iterator
 import httpx
 import openai
 
-from ..agent.messages import AssistantMessage, Message, ToolCall, Usage
-from .base import (
-    BackendError,
-    ContentDelta,
-    ModelRequest,
-    ReasoningDelta,
-    StepResult,
-    StreamItem,
-    ToolCallDelta,
-)
+from ..core.backend import BackendError, ModelRequest, StepResult, StreamItem
+from ..core.events import ContentDelta, ReasoningDelta, ToolCallDelta
+from ..core.k2 import MOONSHOT_BASE_URL
+from ..core.messages import AssistantMessage, Message, ToolCall, Usage
 
-MOONSHOT_BASE_URL = "https://api.moonshot.ai/v1"
 REASONING_FIELDS = ("reasoning_content", "reasoning")
 NOT_RETRIED = ("exceeded_current_quota", "quota", "content_filter", "insufficient_balance")
 

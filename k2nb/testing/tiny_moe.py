@@ -20,8 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..agent.messages import AssistantMessage, Message, SystemMessage, ToolMessage, UserMessage
-from ..formats.k2 import K2_CHAT_TEMPLATE, SPECIAL_TOKENS, K2Format, render_assistant_turn
+from ..core.messages import AssistantMessage, Message, SystemMessage, ToolMessage, UserMessage
+from ..backends.local.formats.k2 import (
+    K2_CHAT_TEMPLATE,
+    SPECIAL_TOKENS,
+    K2Format,
+    render_assistant_turn,
+)
 
 #: Model sizes. ``tiny`` builds in about a second; ``bench`` is ~94% experts, like real MoEs, so
 #: its 4-bit/bf16 byte ratio is meaningful.
@@ -180,7 +185,7 @@ def tool_call_reply(
     call_id: str | None = None,
 ) -> AssistantMessage:
     """An assistant turn with one K2-native tool call (id ``functions.NAME:0`` by default)."""
-    from ..agent.messages import ToolCall
+    from ..core.messages import ToolCall
 
     call = ToolCall(call_id or f"functions.{name}:0", name, json.dumps(arguments))
     return AssistantMessage(content=content, reasoning=reasoning, tool_calls=[call])

@@ -13,13 +13,12 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
+from ..core.tool import Tool
 from .files import ListFiles, ReadFile
-from .mcp import mcp_tools, register_configured
-from .mcp import servers as registered_servers
+from .mcp import McpServers
 from .observation import OutputStore
 from .read_output import ReadOutput
-from .registry import Tool, user_tools
-from .web import FetchPolicy, FetchUrl, search_tool
+from .web import FetchPolicy, FetchUrl, SearchProvider, search_tool
 
 GROUPS = ("code", "web", "files", "mcp")
 DEFAULT_TOOLS = "code,web,files,mcp"
@@ -52,11 +51,14 @@ def parse_selection(value: str | Iterable[str] | None) -> tuple[set[str], set[st
 
 
 def build_tools(settings: Any, store: OutputStore, secrets: tuple[str, ...] = (),
-                interpreter: Tool | None = None) -> list[Tool]:
+                interpreter: Tool | None = None, *, user_tools: Iterable[Tool] = (),
+                mcp: McpServers | None = None,
+                search_provider: SearchProvider | None = None) -> list[Tool]:
     """The tools of one run, in the order they are declared to the model.
 
-    ``interpreter`` is the run's ``code_interpreter`` (built by the runner, which owns approval
-    and the shell); it is offered when the selection includes ``code``.
+    ``interpreter`` is the run's ``code_interpreter`` (built by the runner, which owns the
+    shell); it is offered when the selection includes ``code``. ``user_tools``, ``mcp`` and
+    ``search_provider`` come from the kernel's session.
     """
     groups, servers = parse_selection(settings.tools)
     chars = settings.observation_chars
@@ -65,21 +67,21 @@ def build_tools(settings: Any, store: OutputStore, secrets: tuple[str, ...] = ()
         tools.append(interpreter)
     tools.append(ReadOutput(store))
     if "web" in groups:
-        tools.append(search_tool(settings.search, settings.base_url, secrets))
+        tools.append(search_tool(settings.search, secrets, search_provider))
         policy = FetchPolicy(timeout=settings.fetch_timeout,
                              allow_private=settings.private_urls)
         tools.append(FetchUrl(store, policy, chars, secrets))
     if "files" in groups:
         root = settings.files_root or os.getcwd()
         tools.extend([ReadFile(root, store, chars, secrets), ListFiles(root)])
-    if "mcp" in groups or servers:
-        warnings = register_configured(getattr(settings, "mcp_servers", None) or {})
-        found, failed = mcp_tools(store, settings.timeout, chars, secrets, servers)
+    if ("mcp" in groups or servers) and mcp is not None:
+        warnings = mcp.register_configured(settings.mcp_servers or {})
+        found, failed = mcp.tools(store, settings.timeout, chars, secrets, servers)
         warnings += failed
-        for name in sorted((servers or set()) - set(registered_servers())):
+        for name in sorted((servers or set()) - set(mcp.servers())):
             warnings.append(f"No MCP server named `{name}` is registered (see `%k2 mcp list`).")
         tools.extend(found)
         for warning in warnings:
             print(f"k2nb: {warning} Left out of this run.", file=sys.stderr)
-    tools.extend(user_tools())
+    tools.extend(user_tools)
     return tools

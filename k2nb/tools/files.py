@@ -15,7 +15,7 @@ from typing import Any
 import pydantic
 
 from .observation import OutputStore, clean_text, redact
-from .registry import ToolOutcome
+from ..core.tool import BaseTool, ToolOutcome
 from .schema import model_parameters
 
 MAX_FILE_BYTES = 20_000_000
@@ -51,7 +51,7 @@ class ReadFileArguments(pydantic.BaseModel):
     path: str = pydantic.Field(description="File path, relative to the notebook's folder.")
 
 
-class ReadFile:
+class ReadFile(BaseTool):
     """``read_file``: a text file (or a PDF's text), capped, pageable with ``read_output``."""
 
     name = "read_file"
@@ -100,7 +100,7 @@ class ReadFile:
                         "limit; load it with code_interpreter (e.g. pandas) instead.")
         data = target.read_bytes()
         if data[:5] == b"%PDF-":
-            from .web import FetchError, pdf_text
+            from .web.fetch import FetchError, pdf_text
 
             try:
                 _title, text, _notes = pdf_text(data)
@@ -119,7 +119,7 @@ class ListFilesArguments(pydantic.BaseModel):
     recursive: bool = pydantic.Field(False, description="Also list sub-folders' contents.")
 
 
-class ListFiles:
+class ListFiles(BaseTool):
     """``list_files``: the entries of a folder under the root, with sizes."""
 
     name = "list_files"

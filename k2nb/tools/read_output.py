@@ -7,7 +7,7 @@ from typing import Any
 import pydantic
 
 from .observation import OutputStore
-from .registry import ToolOutcome
+from ..core.tool import BaseTool, ToolOutcome
 from .schema import model_parameters
 
 
@@ -18,7 +18,7 @@ class ReadOutputArguments(pydantic.BaseModel):
     length: int = pydantic.Field(4000, ge=1, le=20000, description="How many characters.")
 
 
-class ReadOutput:
+class ReadOutput(BaseTool):
     name = "read_output"
     description = (
         "Read more of a tool call's output that was shortened for you (marked "

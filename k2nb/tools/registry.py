@@ -1,8 +1,8 @@
-"""Tools the model may call: the ``@k2nb.tool`` decorator and the per-run toolbox.
+"""User tools (``@k2nb.tool``) and the per-run toolbox.
 
-A tool is a plain Python function with type hints and a docstring; its schema is derived from
-them (``schema.py``). Built-in tools (``code_interpreter``, ``read_output``) implement the same
-:class:`Tool` protocol. The loop only sees :class:`Toolbox`.
+A user tool is a plain Python function with type hints and a docstring; its schema is derived
+from them (``schema.py``). Built-in tools (``code_interpreter``, ``read_output``, ...) implement
+the same :class:`~k2nb.core.tool.Tool` protocol. The loop only sees :class:`Toolbox`.
 """
 
 from __future__ import annotations
@@ -10,52 +10,42 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 import pydantic
 
-from ..agent.messages import ToolCall
+from ..core.k2 import MAX_TOOLS
+from ..core.messages import ToolCall
+from ..core.tool import BaseTool, Tool, ToolOutcome
 from .arguments import parse_arguments
 from .schema import arguments_model, function_description, function_schema
 
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-MAX_TOOLS = 128  # Moonshot's limit
 
 
-@dataclass
-class ToolOutcome:
-    """What one tool call produced."""
+class FunctionTool(BaseTool):
+    """A user function offered to the model.
 
-    observation: str  # what the model reads (already budgeted)
-    is_error: bool = False
-    outputs: list[dict[str, Any]] = field(default_factory=list)  # full nbformat outputs
-    execution_count: int | None = None
-    status: str = "ok"  # ok | error | timeout | skipped
-    duration_s: float = 0.0
+    ``side_effects``: the function changes something (writes, sends, deletes); approval modes
+    ask before each call.
+    """
 
+    def __init__(self, func: Callable[..., Any], name: str, description: str,
+                 parameters: dict[str, Any], arguments: type[pydantic.BaseModel],
+                 side_effects: bool = False):
+        self.func = func
+        self.name = name
+        self.description = description
+        self.parameters = parameters
+        self.arguments = arguments
+        self.side_effects = side_effects
 
-class Tool(Protocol):
-    name: str
-    description: str
-    parameters: dict[str, Any]
-    arguments: type[pydantic.BaseModel] | None
-
-    def invoke(self, call_id: str, values: dict[str, Any]) -> ToolOutcome: ...
-
-
-@dataclass
-class FunctionTool:
-    """A user function offered to the model."""
-
-    func: Callable[..., Any]
-    name: str
-    description: str
-    parameters: dict[str, Any]
-    arguments: type[pydantic.BaseModel]
+    def __repr__(self) -> str:
+        return f"<k2nb tool {self.name}{' (side effects)' if self.side_effects else ''}>"
 
     @classmethod
-    def from_function(cls, func: Callable[..., Any], name: str | None = None) -> FunctionTool:
+    def from_function(cls, func: Callable[..., Any], name: str | None = None,
+                      side_effects: bool = False) -> FunctionTool:
         name = name or func.__name__
         if not TOOL_NAME.match(name):
             raise ValueError(
@@ -67,6 +57,7 @@ class FunctionTool:
             description=function_description(func) or name,
             parameters=function_schema(func),
             arguments=arguments_model(func),
+            side_effects=side_effects,
         )
 
     def invoke(self, call_id: str, values: dict[str, Any]) -> ToolOutcome:
@@ -100,34 +91,36 @@ def render_result(result: Any) -> str:
         return repr(result)
 
 
-_USER_TOOLS: dict[str, FunctionTool] = {}
-
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def tool(func: F | None = None, *, name: str | None = None) -> Any:
-    """Offer a function to the model in every ``%%k2`` run of this kernel.
+class UserTools:
+    """The ``@k2nb.tool`` functions of one kernel session, offered in every run."""
 
-    Use as ``@k2nb.tool`` or ``@k2nb.tool(name="lookup")``. The schema comes from the type hints,
-    the description and parameter docs from the docstring. The function stays callable.
-    """
+    def __init__(self) -> None:
+        self._tools: dict[str, FunctionTool] = {}
 
-    def register(f: F) -> FunctionTool:
-        spec = FunctionTool.from_function(f, name)
-        _USER_TOOLS[spec.name] = spec
-        return spec
+    def decorator(self, func: F | None = None, *, name: str | None = None,
+                  side_effects: bool = False) -> Any:
+        """``@tool`` or ``@tool(name=..., side_effects=True)``: register ``func``; the returned
+        :class:`FunctionTool` stays callable like the function."""
 
-    return register(func) if func is not None else register
+        def register(f: F) -> FunctionTool:
+            spec = FunctionTool.from_function(f, name, side_effects)
+            self._tools[spec.name] = spec
+            return spec
 
+        return register(func) if func is not None else register
 
-def user_tools() -> list[FunctionTool]:
-    """The tools registered with ``@k2nb.tool`` so far."""
-    return list(_USER_TOOLS.values())
+    def __iter__(self) -> Iterator[FunctionTool]:
+        return iter(list(self._tools.values()))
 
+    def list(self) -> list[FunctionTool]:
+        return list(self._tools.values())
 
-def unregister(name: str) -> None:
-    """Stop offering a user tool."""
-    _USER_TOOLS.pop(name, None)
+    def remove(self, name: str) -> None:
+        """Stop offering a tool."""
+        self._tools.pop(name, None)
 
 
 class Toolbox:
@@ -137,23 +130,15 @@ class Toolbox:
         self.tools: dict[str, Tool] = {}
         for t in tools:
             self.tools[t.name] = t  # later ones (user tools) override built-ins of the same name
+        self._declarations: list[dict[str, Any]] | None = None
         if len(self.tools) > MAX_TOOLS:
             raise ValueError(f"{len(self.tools)} tools offered; the API accepts at most {MAX_TOOLS}")
 
     def declarations(self) -> list[dict[str, Any]]:
-        """OpenAI-style ``tools`` entries (a tool with a ``declaration`` attribute, such as
-        Moonshot's builtin ``$web_search``, is declared exactly as that attribute says)."""
-        return [
-            getattr(t, "declaration", None) or {
-                "type": "function",
-                "function": {
-                    "name": t.name,
-                    "description": t.description,
-                    "parameters": t.parameters,
-                },
-            }
-            for t in self.tools.values()
-        ]
+        """The request's ``tools`` entries (computed once: the list does not change in a run)."""
+        if self._declarations is None:
+            self._declarations = [t.declaration() for t in self.tools.values()]
+        return self._declarations
 
     def get(self, name: str) -> Tool | None:
         return self.tools.get(name)
@@ -166,7 +151,7 @@ class Toolbox:
             return None, None, (
                 f"There is no tool named `{call.name}`. Available tools: {names}."
             ), False
-        if getattr(found, "raw_arguments", False):  # e.g. $web_search echoes them unchanged
+        if found.raw_arguments:  # e.g. $web_search echoes them unchanged
             return found, {"arguments": call.arguments}, None, False
         parsed = parse_arguments(call.name, call.arguments, found.arguments)
         if parsed.values is None:

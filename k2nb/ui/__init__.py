@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from ..agent.events import Event
+from ..core.events import Event
 from .live import LiveView
 from .plain import PlainView
 from .pricing import estimate_cost, register_price
@@ -65,7 +65,7 @@ def make_view(max_steps: int, quiet: bool = False, mode: str = "auto") -> View:
 
 
 def view_factory(settings: Any, shell: Any = None) -> View:
-    """For ``k2nb.runner.view_factories``: the view for one run with these settings.
+    """For ``Session.views``: the view for one run with these settings.
 
     Put it before the lab-extension bridge, so that each call's block is displayed before the
     extension starts moving that call's outputs into their own cell.

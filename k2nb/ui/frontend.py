@@ -1,27 +1,14 @@
 """The kernel side of the JupyterLab extension: each code_interpreter call becomes a real cell.
 
 :class:`FrontendBridge` subscribes to a run's events and tells the extension, on comm target
-``k2nb``, when each tool call starts and ends. One comm per run::
+``k2nb`` (one comm per run), when the run starts, when each call starts and ends, when the run
+asks for approval, and when it finishes. The messages are specified once, in
+``docs/comm-protocol.md``.
 
-    comm_open  {"type": "run_started", "version": 1, "run_id", "model", "execution_count"}
-    comm_msg   {"type": "tool_call_started", "run_id", "step", "call_id", "name", "code",
-                "model", "execution_count": null}
-    ...        the call's own outputs (stream, display_data, execute_result, error)
-    comm_msg   {"type": "tool_call_finished", "run_id", "call_id", "execution_count", "status"}
-    comm_msg   {"type": "run_finished", "run_id", "stop_reason"}
-    comm_close
-
-Approval (:mod:`k2nb.tools.approval`) goes through the stdin channel, which frontends serve while the
-cell runs: a ``{"type": "approval_request", "run_id", "step", "call_id", "code"}`` comm message,
-then an ``input()`` whose prompt starts with ``[k2nb:<call id>]``. The extension answers that
-prompt from a dialog (Run / Skip / Edit / Run all) with a JSON reply; any other frontend shows
-the prompt and the user types y / n / a.
-
-The tool code runs inside the ``%%k2`` cell's execution, so everything above carries that cell's
-execute request as parent, in order on iopub. The extension inserts a cell on
-``tool_call_started`` and claims the outputs that arrive before ``tool_call_finished``. Nothing
-here waits for an answer: without the extension (nbclient, VS Code, a terminal) the messages go
-unheard and the outputs stay in the ``%%k2`` cell.
+The tool code runs inside the ``%%k2`` cell's execution, so every message carries that cell's
+execute request as parent, in order on iopub with the call's outputs. Nothing here waits for an
+answer: without the extension (nbclient, VS Code, a terminal) the messages go unheard and the
+outputs stay in the ``%%k2`` cell.
 """
 
 from __future__ import annotations
@@ -29,7 +16,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from ..agent import events as ev
+from ..core import events as ev
 
 COMM_TARGET = "k2nb"
 PROTOCOL_VERSION = 1
@@ -108,6 +95,8 @@ class FrontendBridge:
             self._tool_call_started(event)
         elif isinstance(event, ev.ToolCallFinished):
             self._tool_call_finished(event)
+        elif isinstance(event, ev.ApprovalRequested):
+            self._approval_requested(event)
         elif isinstance(event, ev.RunFinished):
             self._send({"type": "run_finished", "run_id": event.run_id,
                         "stop_reason": event.stop_reason})
@@ -175,10 +164,12 @@ class FrontendBridge:
             "status": getattr(event, "status", "error" if event.is_error else "ok"),
         })
 
-    def approval_request(self, call_id: str, step: int, code: str) -> None:
-        """Tell the extension that the next stdin prompt asks to approve this code."""
-        self._send({"type": "approval_request", "run_id": self._run_id, "step": step,
-                    "call_id": call_id, "code": code})
+    def _approval_requested(self, event: ev.ApprovalRequested) -> None:
+        """Tell the extension that the next stdin prompt asks to approve this call."""
+        self._send({"type": "approval_request", "run_id": event.run_id, "step": event.step,
+                    "call_id": event.call.id, "name": event.call.name,
+                    "code": event.code if event.code is not None else "",
+                    "arguments": event.call.arguments, "reasons": list(event.reasons)})
         if self._comm is not None:
             # iopub leaves through a background thread while stdin is sent from this one:
             # let this message (and the comm's opening) reach the server first.
@@ -196,7 +187,7 @@ class FrontendBridge:
 
 
 def view_factory(settings: Any, shell: Any) -> FrontendBridge | None:
-    """For ``k2nb.runner.view_factories``: a bridge per run when a kernel can reach a frontend."""
+    """For ``Session.views``: a bridge per run when a kernel can reach a frontend."""
     if not _kernel_present():
         return None
     return FrontendBridge(getattr(settings, "model", "") or "")

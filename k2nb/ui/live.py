@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..agent.events import (
+from ..core.events import (
     ContentDelta,
     Event,
     Notice,
@@ -39,7 +39,7 @@ from ..agent.events import (
     ToolCallStarted,
 )
 from . import static
-from .record import CallRecord, RunRecord, StepRecord
+from .timeline import CallEntry, Timeline, StepEntry
 
 Bundle = dict[str, Any]
 Publisher = Callable[[Bundle, str, bool, dict[str, Any]], None]
@@ -96,7 +96,7 @@ class Pacer:
 @dataclass
 class _Block:
     display_id: str
-    step: StepRecord
+    step: StepEntry
     kind: str  # "thinking" | "content"
     shown: int = 0  # chunks of the record already in the browser
     live: Any = None  # ThinkingPanel | ContentStream while streaming
@@ -124,7 +124,7 @@ class LiveView:
         publish: Publisher | None = None,
         segment_chars: int | None = None,
     ) -> None:
-        self.record = RunRecord(max_steps, clock)
+        self.timeline = Timeline(max_steps, clock)
         self.quiet = quiet
         self.widgets = widgets
         self.messages = 0  # iopub messages this view caused (displays, updates, comm)
@@ -139,7 +139,7 @@ class LiveView:
         self._header_at = float("-inf")
         self._header_step = 0
         self._calls_shown: dict[str, str] = {}  # call id -> HTML shown
-        self._calls_ended: list[CallRecord] = []  # finished calls whose block shows "running"
+        self._calls_ended: list[CallEntry] = []  # finished calls whose block shows "running"
         self._closed = False
         self._failed: BaseException | None = None
 
@@ -147,7 +147,7 @@ class LiveView:
 
     def __call__(self, event: Event) -> None:
         now = self._clock()
-        self.record.apply(event, now)
+        self.timeline.apply(event, now)
         if self._closed:
             return
         kind = type(event)
@@ -169,8 +169,8 @@ class LiveView:
         if self._closed:
             return
         now = self._clock()
-        if not self.record.finished:
-            self.record.finish(stop_reason, "", note or "the run ended without a result", now)
+        if not self.timeline.finished:
+            self.timeline.finish(stop_reason, "", note or "the run ended without a result", now)
         self._finish(now)
 
     # ------------------------------------------------------------------ events
@@ -181,15 +181,15 @@ class LiveView:
             self._refresh_header(now, force=True)
         elif isinstance(event, StepStarted):
             # earlier steps become static before this one's first block can appear
-            for step in self.record.steps[:-1]:
+            for step in self.timeline.steps[:-1]:
                 self._sync_step(step, now, final=True)
             if self._pacer.due(now):
                 self._tick(now)
         elif isinstance(event, ToolCallStarted):
             # the call's block must be in place before IPython publishes the call's outputs
-            step = self.record.step(event.step, now)
+            step = self.timeline.step(event.step, now)
             self._sync_step(step, now, final=step.finished_at is not None)
-            call = self.record.find_call(event.call.id)
+            call = self.timeline.find_call(event.call.id)
             if call is not None:
                 self._show_call(call, update=False)
             if self._pacer.due(now):
@@ -197,11 +197,11 @@ class LiveView:
         elif isinstance(event, ToolCallFinished):
             # Shown at the next event: by then every subscriber has seen this one, so the lab
             # extension has stopped claiming the call's outputs and leaves the update to us.
-            call = self.record.find_call(event.call.id)
+            call = self.timeline.find_call(event.call.id)
             if call is not None:
                 self._calls_ended.append(call)
         elif isinstance(event, Notice):
-            step = self.record.current
+            step = self.timeline.current
             if step is not None:
                 self._sync_step(step, now, final=False)
             self._send(static.notice_bundle(event.text, event.level), self._new_id(), "notice")
@@ -223,7 +223,7 @@ class LiveView:
 
     def _tick(self, now: float) -> None:
         self._show_ended_calls()
-        step = self.record.current
+        step = self.timeline.current
         if step is not None:
             self._sync_step(step, now, final=False)
         self._refresh_header(now)
@@ -232,7 +232,7 @@ class LiveView:
     # ------------------------------------------------------------------ header
 
     def _refresh_header(self, now: float, force: bool = False) -> None:
-        step_number = self.record.current.step if self.record.current else 0
+        step_number = self.timeline.current.step if self.timeline.current else 0
         stepped = step_number != self._header_step
         if self._header_shown and not force:
             if not (stepped or now - self._header_at >= TITLE_EVERY_S):
@@ -241,7 +241,7 @@ class LiveView:
                 return
         self._header_step = step_number
         self._header_at = now
-        bundle = static.header_bundle(self.record, now)
+        bundle = static.header_bundle(self.timeline, now)
         if self._header_shown and bundle["text/plain"] == self._header_text:
             return
         self._header_text = bundle["text/plain"]
@@ -250,14 +250,14 @@ class LiveView:
 
     # ------------------------------------------------------------------ step blocks
 
-    def _sync_step(self, step: StepRecord, now: float, final: bool) -> None:
+    def _sync_step(self, step: StepEntry, now: float, final: bool) -> None:
         """Bring the step's thinking and text blocks up to date, in their order.
 
         ``final``: the step is over (or the run is), so its blocks become static for good.
         """
         if not self._header_shown:
             self._refresh_header(now, force=True)
-        final = final or step.finished_at is not None or self.record.finished
+        final = final or step.finished_at is not None or self.timeline.finished
         for kind, chunks in (("thinking", step.reasoning), ("content", step.content)):
             if not chunks:
                 continue
@@ -357,7 +357,7 @@ class LiveView:
         for call in ended:
             self._show_call(call, update=call.call.id in self._calls_shown)
 
-    def _show_call(self, call: CallRecord, update: bool) -> None:
+    def _show_call(self, call: CallEntry, update: bool) -> None:
         bundle = static.call_bundle(call)
         if update and self._calls_shown.get(call.call.id) == bundle["text/html"]:
             return
@@ -380,16 +380,16 @@ class LiveView:
         self._closed = True
         try:
             self._show_ended_calls()
-            for step in self.record.steps:
+            for step in self.timeline.steps:
                 self._sync_step(step, now, final=True)
                 for call in step.calls:
                     self._show_call(call, update=call.call.id in self._calls_shown)
             self._refresh_header(now, force=True)
-            last = self.record.current
-            answer = self.record.answer.strip()
+            last = self.timeline.current
+            answer = self.timeline.answer.strip()
             if answer and not (last is not None and last.content_text.strip() == answer):
-                self._send(static.content_bundle(self.record.answer), self._new_id(), "answer")
-            outcome = static.outcome_bundle(self.record)
+                self._send(static.content_bundle(self.timeline.answer), self._new_id(), "answer")
+            outcome = static.outcome_bundle(self.timeline)
             if outcome is not None:
                 self._send(outcome, self._new_id(), "outcome")
         finally:
@@ -420,7 +420,7 @@ class LiveView:
         step: int | None = None,
         call_id: str | None = None,
     ) -> None:
-        meta: dict[str, Any] = {"run_id": self.record.run_id, "block": block}
+        meta: dict[str, Any] = {"run_id": self.timeline.run_id, "block": block}
         if step is not None:
             meta["step"] = step
         if call_id is not None:

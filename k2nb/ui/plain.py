@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from ..agent.events import (
+from ..core.events import (
     ContentDelta,
     Event,
     Notice,
@@ -26,7 +26,7 @@ from ..agent.events import (
     ToolCallStarted,
 )
 from . import static
-from .record import RunRecord
+from .timeline import Timeline
 
 GUTTER = "  │ "
 
@@ -43,7 +43,7 @@ class PlainView:
         rate: float = 20.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.record = RunRecord(max_steps, clock)
+        self.timeline = Timeline(max_steps, clock)
         self.quiet = quiet
         self._out = stream
         self._clock = clock
@@ -61,7 +61,7 @@ class PlainView:
 
     def __call__(self, event: Event) -> None:
         now = self._clock()
-        self.record.apply(event, now)
+        self.timeline.apply(event, now)
         if self._closed:
             return
         if isinstance(event, ReasoningDelta):
@@ -74,18 +74,18 @@ class PlainView:
         elif isinstance(event, RunStarted):
             self._line(f"K2 · {event.model} · {event.backend}")
         elif isinstance(event, StepStarted):
-            self._line(f"── step {event.step} of {self.record.max_steps}")
+            self._line(f"── step {event.step} of {self.timeline.max_steps}")
         elif isinstance(event, StepFinished):
             self._end_step_text(event.step, now)
         elif isinstance(event, ToolCallStarted):
             self._end_step_text(event.step, now)
-            call = self.record.find_call(event.call.id)
+            call = self.timeline.find_call(event.call.id)
             if call is not None:
                 self._line(f"▶ {call.call.name}")
                 body = call.code if call.code is not None else call.call.arguments
                 self._line("\n".join("    " + line for line in body.split("\n")))
         elif isinstance(event, ToolCallFinished):
-            call = self.record.find_call(event.call.id)
+            call = self.timeline.find_call(event.call.id)
             if call is not None:
                 self._line(static.call_title(call))
                 if call.code is None and call.observation:
@@ -100,8 +100,8 @@ class PlainView:
         if self._closed:
             return
         now = self._clock()
-        if not self.record.finished:
-            self.record.finish(stop_reason, "", note or "the run ended without a result", now)
+        if not self.timeline.finished:
+            self.timeline.finish(stop_reason, "", note or "the run ended without a result", now)
         self._finish(now)
 
     # ------------------------------------------------------------------ writing
@@ -124,8 +124,8 @@ class PlainView:
 
     def _start(self, mode: str) -> None:
         self._close_text()
-        if mode == "content" and self.record.current is not None:
-            self._thinking_title(self.record.current.step)
+        if mode == "content" and self.timeline.current is not None:
+            self._thinking_title(self.timeline.current.step)
         self._mode = mode
         if mode == "thinking":
             self._buffer.append("  thinking…\n")
@@ -137,7 +137,7 @@ class PlainView:
 
     def _thinking_title(self, step_number: int) -> None:
         """'(thought for 12 s · 1,840 tokens)' once per step, when its thinking is over."""
-        step = self.record.step(step_number, self._clock())
+        step = self.timeline.step(step_number, self._clock())
         if step.reasoning and step_number not in self._titled:
             self._titled.add(step_number)
             title = static.thinking_title(step, self._clock())
@@ -162,15 +162,15 @@ class PlainView:
 
     def _finish(self, now: float) -> None:
         self._closed = True
-        if self.record.current is not None:
-            self._end_step_text(self.record.current.step, now)
-        record = self.record
-        last = record.current
-        if record.answer and not (last and last.content_text.strip() == record.answer.strip()):
-            self._buffer.append("── answer\n" + record.answer.rstrip("\n") + "\n")
-        outcome = static.outcome_bundle(record)
+        if self.timeline.current is not None:
+            self._end_step_text(self.timeline.current.step, now)
+        timeline = self.timeline
+        last = timeline.current
+        if timeline.answer and not (last and last.content_text.strip() == timeline.answer.strip()):
+            self._buffer.append("── answer\n" + timeline.answer.rstrip("\n") + "\n")
+        outcome = static.outcome_bundle(timeline)
         if outcome is not None:
             self._buffer.append(outcome["text/plain"] + "\n")
-        summary = static.header_summary(record, now, activity=static.activity(record))
+        summary = static.header_summary(timeline, now, activity=static.activity(timeline))
         self._buffer.append("── " + " · ".join(summary[1:]) + "\n")
         self._flush(now)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..agent.messages import Usage
+from ..core.messages import Usage
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,13 @@ HTML (``details``, ``pre``, ``code``) so that they still read well where styles 
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 from typing import Any
 
 from .pricing import estimate_cost
-from .record import CallRecord, RunRecord, StepRecord
+from .timeline import CallEntry, Timeline, StepEntry
 
 Bundle = dict[str, Any]
 
@@ -76,14 +77,15 @@ def markdown_html(text: str) -> str:
         import mistune
     except ImportError:
         return f'<pre style="white-space:pre-wrap">{html.escape(text)}</pre>'
-    if not _renderer:
-        _renderer.append(
-            mistune.create_markdown(escape=True, hard_wrap=True, plugins=["strikethrough", "table"])
-        )
-    return _renderer[0](text)
+    return _markdown_renderer()(text)
 
 
-_renderer: list[Any] = []
+@functools.lru_cache(maxsize=1)
+def _markdown_renderer() -> Any:
+    import mistune
+
+    return mistune.create_markdown(escape=True, hard_wrap=True,
+                                   plugins=["strikethrough", "table"])
 
 
 def highlighted_code(code: str) -> str:
@@ -127,31 +129,31 @@ def folded_text(text: str, indent: str) -> str:
 # --------------------------------------------------------------------------- header
 
 
-def header_summary(record: RunRecord, now: float, *, activity: str = "") -> list[str]:
+def header_summary(timeline: Timeline, now: float, *, activity: str = "") -> list[str]:
     """The pieces of the header line: model, step, tokens, elapsed, cost, activity."""
-    parts = [f"K2 · {record.model or 'model'}"]
-    if record.finished:
-        count = len(record.steps)
+    parts = [f"K2 · {timeline.model or 'model'}"]
+    if timeline.finished:
+        count = len(timeline.steps)
         parts.append(f"{count} step{'s' if count != 1 else ''}")
-    elif record.steps:
-        parts.append(f"step {record.steps[-1].step} of {record.max_steps}")
+    elif timeline.steps:
+        parts.append(f"step {timeline.steps[-1].step} of {timeline.max_steps}")
     parts.append(
-        f"{record.usage.prompt_tokens:,} in / {record.output_tokens_so_far():,} out tokens"
+        f"{timeline.usage.prompt_tokens:,} in / {timeline.output_tokens_so_far():,} out tokens"
     )
-    parts.append(format_duration(record.elapsed(now)))
-    cost = estimate_cost(record.model, record.usage)
-    if cost is not None and record.usage.total_tokens:
+    parts.append(format_duration(timeline.elapsed(now)))
+    cost = estimate_cost(timeline.model, timeline.usage)
+    if cost is not None and timeline.usage.total_tokens:
         parts.append(f"≈ {format_cost(cost)}")
     if activity:
         parts.append(activity)
     return parts
 
 
-def activity(record: RunRecord) -> str:
+def activity(timeline: Timeline) -> str:
     """What the run is doing now, in a few words."""
-    if record.finished:
-        return _STOP_TEXT.get(record.stop_reason or "", record.stop_reason or "")
-    step = record.current
+    if timeline.finished:
+        return _STOP_TEXT.get(timeline.stop_reason or "", timeline.stop_reason or "")
+    step = timeline.current
     if step is None:
         return "starting"
     running = [c for c in step.calls if c.status == "running"]
@@ -166,12 +168,12 @@ def activity(record: RunRecord) -> str:
     return "waiting for the model"
 
 
-def header_bundle(record: RunRecord, now: float) -> Bundle:
+def header_bundle(timeline: Timeline, now: float) -> Bundle:
     """The run's header line; with a spinner while the run is live."""
-    parts = header_summary(record, now, activity=activity(record))
+    parts = header_summary(timeline, now, activity=activity(timeline))
     text = " · ".join(parts)
     escaped = " · ".join(html.escape(p) for p in parts)
-    if record.finished:
+    if timeline.finished:
         body = f"<div><b>{escaped}</b></div>"
     else:
         body = f'{SPINNER_STYLE}<div><span class="k2nb-spin">◐</span> <b>{escaped}</b></div>'
@@ -181,7 +183,7 @@ def header_bundle(record: RunRecord, now: float) -> Bundle:
 # --------------------------------------------------------------------------- steps
 
 
-def thinking_title(step: StepRecord, now: float) -> str:
+def thinking_title(step: StepEntry, now: float) -> str:
     seconds = format_duration(step.thinking_seconds(now))
     count = step.thinking_tokens()
     tokens = f"{count:,} token{'s' if count != 1 else ''}"
@@ -192,7 +194,7 @@ def thinking_title(step: StepRecord, now: float) -> str:
     return f"Step {step.step} · thinking… {seconds} · {tokens}"
 
 
-def thinking_bundle(step: StepRecord, now: float) -> Bundle:
+def thinking_bundle(step: StepEntry, now: float) -> Bundle:
     """A collapsed ``<details>`` panel holding the step's thinking as Markdown."""
     title = thinking_title(step, now)
     text = step.reasoning_text
@@ -212,14 +214,14 @@ def content_bundle(text: str) -> Bundle:
 # --------------------------------------------------------------------------- tool calls
 
 
-def _arguments_text(call: CallRecord) -> str:
+def _arguments_text(call: CallEntry) -> str:
     try:
         return json.dumps(json.loads(call.call.arguments or "{}"), indent=2, ensure_ascii=False)
     except ValueError:
         return call.call.arguments
 
 
-def call_title(call: CallRecord) -> str:
+def call_title(call: CallEntry) -> str:
     parts = [f"{_STATUS_MARK.get(call.status, '•')} {call.call.name}", call.status]
     if call.execution_count is not None:
         parts.append(f"[{call.execution_count}]")
@@ -228,7 +230,7 @@ def call_title(call: CallRecord) -> str:
     return " · ".join(parts)
 
 
-def call_bundle(call: CallRecord) -> Bundle:
+def call_bundle(call: CallEntry) -> Bundle:
     """A tool call: name, status, code or arguments, and what the model read back."""
     title = call_title(call)
     if call.code is not None:
@@ -267,36 +269,36 @@ def notice_bundle(text: str, level: str) -> Bundle:
     }
 
 
-def outcome_bundle(record: RunRecord) -> Bundle | None:
+def outcome_bundle(timeline: Timeline) -> Bundle | None:
     """A line saying why the run stopped, when it did not simply answer."""
-    if record.stop_reason in (None, "answered") and not record.note:
+    if timeline.stop_reason in (None, "answered") and not timeline.note:
         return None
-    reason = _STOP_TEXT.get(record.stop_reason or "", record.stop_reason or "ended")
-    text = f"Run {reason} after {len(record.steps)} step(s)"
-    if record.note:
-        text += f": {record.note}"
-    mark = "■" if record.stop_reason == "interrupted" else "⚠"
+    reason = _STOP_TEXT.get(timeline.stop_reason or "", timeline.stop_reason or "ended")
+    text = f"Run {reason} after {len(timeline.steps)} step(s)"
+    if timeline.note:
+        text += f": {timeline.note}"
+    mark = "■" if timeline.stop_reason == "interrupted" else "⚠"
     return {
         "text/html": f"<div><b>{mark} {html.escape(text)}</b></div>",
         "text/plain": f"{mark} {text}",
     }
 
 
-def run_bundles(record: RunRecord, now: float) -> list[Bundle]:
+def run_bundles(timeline: Timeline, now: float) -> list[Bundle]:
     """The whole run as a list of static bundles, in the order the live view shows them.
 
     (Tool outputs are not included: in a notebook they are real outputs of their own.)
     """
-    bundles = [header_bundle(record, now)]
-    for step in record.steps:
+    bundles = [header_bundle(timeline, now)]
+    for step in timeline.steps:
         if step.reasoning:
             bundles.append(thinking_bundle(step, now))
-        if step.content and step.content_text.strip() != record.answer.strip():
+        if step.content and step.content_text.strip() != timeline.answer.strip():
             bundles.append(content_bundle(step.content_text))
         bundles.extend(call_bundle(call) for call in step.calls)
-    if record.answer:
-        bundles.append(content_bundle(record.answer))
-    outcome = outcome_bundle(record)
+    if timeline.answer:
+        bundles.append(content_bundle(timeline.answer))
+    outcome = outcome_bundle(timeline)
     if outcome:
         bundles.append(outcome)
     return bundles

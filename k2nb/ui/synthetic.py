@@ -8,8 +8,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from ..agent import events as ev
-from ..agent.messages import AssistantMessage, ToolCall, Usage
+from ..core import events as ev
+from ..core.messages import AssistantMessage, ToolCall, Usage
 
 
 def token(i: int) -> str:
@@ -45,14 +45,14 @@ def stream_run(
                     time.sleep(delay)
             piece = token(i)
             pieces.append(piece)
-            emit(ev.ReasoningDelta(run_id, 1, piece))
+            emit(ev.ReasoningDelta(piece, run_id, 1))
     except KeyboardInterrupt:  # as the agent loop does: the run ends, the partial run is kept
         stop_reason = "interrupted"
     thinking = "".join(pieces)
     if stop_reason == "interrupted":
         emit(ev.RunFinished(run_id, "", "interrupted", 1, Usage(), "Stopped by user at step 1."))
         return thinking
-    emit(ev.ContentDelta(run_id, 1, answer))
+    emit(ev.ContentDelta(answer, run_id, 1))
     usage = Usage(1000, tokens + 8, tokens + 1008)
     emit(ev.StepFinished(run_id, 1, AssistantMessage(answer, thinking), usage, "stop"))
     emit(ev.RunFinished(run_id, answer, stop_reason, 1, usage))
@@ -66,8 +66,9 @@ def tool_run(subscriber: Callable[[ev.Event], None], run_id: str = "synthetic-to
     emit(ev.RunStarted(run_id, "what is 6*7?", "kimi-k2-thinking", "synthetic", None))
     emit(ev.StepStarted(run_id, 1))
     for piece in ("I should ", "compute `6 * 7`", " with Python."):
-        emit(ev.ReasoningDelta(run_id, 1, piece))
-    emit(ev.ToolCallDelta(run_id, 1, 0, "code_interpreter", '{"code": "print(6 * 7)"}'))
+        emit(ev.ReasoningDelta(piece, run_id, 1))
+    emit(ev.ToolCallDelta(0, "functions.code_interpreter:0", "code_interpreter",
+                          '{"code": "print(6 * 7)"}', run_id, 1))
     message = AssistantMessage("", "I should compute `6 * 7` with Python.", [call])
     emit(ev.StepFinished(run_id, 1, message, Usage(500, 30, 530), "tool_calls"))
     emit(ev.ToolCallStarted(run_id, 1, call, "print(6 * 7)"))
@@ -78,8 +79,8 @@ def tool_run(subscriber: Callable[[ev.Event], None], run_id: str = "synthetic-to
         ev.ToolCallFinished(run_id, 1, call, "42", False, outputs, 3, time.perf_counter() - started)
     )
     emit(ev.StepStarted(run_id, 2))
-    emit(ev.ReasoningDelta(run_id, 2, "It printed 42."))
-    emit(ev.ContentDelta(run_id, 2, "6 × 7 = **42**."))
+    emit(ev.ReasoningDelta("It printed 42.", run_id, 2))
+    emit(ev.ContentDelta("6 × 7 = **42**.", run_id, 2))
     emit(
         ev.StepFinished(
             run_id,

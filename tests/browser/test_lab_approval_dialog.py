@@ -1,6 +1,6 @@
 """Approval prompts (stdin, so they work mid-run) become a dialog: Run / Skip / Edit / Run all.
 
-The kernel side is :class:`k2nb.tools.approval.Approval`; here a cell calls it the way the
+The kernel side is :class:`k2nb.tools.safety.approval.Approval`; here a cell calls it the way the
 agent loop does before a code_interpreter call, and prints the decision it got back.
 """
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 ASKING_CELL = """\
 from k2nb.agent import events as ev
-from k2nb.tools.approval import Approval
+from k2nb.tools.safety.approval import Approval
 from k2nb.ui.frontend import FrontendBridge
 bridge = FrontendBridge("kimi-k2-thinking")
 bridge(ev.RunStarted("run-approval", "p", "kimi-k2-thinking", "api", None))

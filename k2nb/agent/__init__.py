@@ -1,0 +1,1 @@
+"""The agent loop, its context policy and its system prompt (free of Jupyter)."""
