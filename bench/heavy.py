@@ -30,7 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from IPython.core.interactiveshell import InteractiveShell
 
 import k2nb
-from k2nb.heavy import mode as heavy
 from k2nb.testing import Call, Reply, ScriptedServer
 
 
@@ -69,7 +68,7 @@ def main() -> None:
         shell = InteractiveShell.instance()
         shell.run_line_magic("load_ext", "k2nb")
         k2nb.run("warm up", shell=shell, quiet=True)
-        heavy.run("warm up", n=1, shell=shell, quiet=True)
+        k2nb.run("warm up", heavy=1, shell=shell, quiet=True)
 
         def timed(fn) -> float:
             times = []
@@ -79,13 +78,13 @@ def main() -> None:
                 times.append(time.perf_counter() - start)
             return statistics.median(times)
 
-        one = statistics.median(heavy.run("bench", n=1, shell=shell, quiet=True).wall_s
+        one = statistics.median(k2nb.run("bench", heavy=1, shell=shell, quiet=True).wall_s
                                 for _ in range(args.repeat))
         parallel = statistics.median(
-            heavy.run("bench", n=args.n, concurrency=args.n, shell=shell, quiet=True).wall_s
+            k2nb.run("bench", heavy=args.n, concurrency=args.n, shell=shell, quiet=True).wall_s
             for _ in range(args.repeat))
         serial = statistics.median(
-            heavy.run("bench", n=args.n, concurrency=1, shell=shell, quiet=True).wall_s
+            k2nb.run("bench", heavy=args.n, concurrency=1, shell=shell, quiet=True).wall_s
             for _ in range(args.repeat))
         live = timed(lambda: k2nb.run("replay me", shell=shell, quiet=True, replay=False))
         replayed = timed(lambda: k2nb.run("replay me", shell=shell, quiet=True, replay=True))

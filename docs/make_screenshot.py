@@ -1,6 +1,6 @@
 """Take docs/screenshot.png: a real JupyterLab (k2nb kernel + extension) running 02-explore-data.
 
-The model is k2nb's scripted server playing tests/notebook_scripts.py (no key needed); JupyterLab,
+The model is k2nb's scripted server playing tests/notebooks/notebook_scripts.py (no key needed); JupyterLab,
 the kernel, the extension's inserted cells and the plot are real. Needs playwright and
 /usr/bin/chromium (``bash .ci/setup test`` installs both)::
 
@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "browser")]
+sys.path[:0] = [str(ROOT / "tests" / "notebooks"), str(ROOT / "tests" / "browser")]
 
 from lab import open_notebook, run_cell, wait_for_run
 from notebook_scripts import SCRIPTS

@@ -54,8 +54,7 @@ def run(prompt: str, *, backend: Backend | None = None, shell: Any = None,
     settings = session.settings(options)
     source = _source(session, settings, prompt, backend, plan_given)
     if source.plan is None and settings.heavy and backend is None:
-        return run_heavy(prompt, settings, _heavy_parts(session, shell, prompt, options,
-                                                        subscribers))
+        return run_heavy(prompt, settings, _heavy_parts(shell, prompt, options, subscribers))
     return _execute(session, settings, shell, prompt, source, subscribers or [], views)
 
 
@@ -150,10 +149,11 @@ def _transcript(settings: Any, run_id: str, source: Source, toolbox: Toolbox) ->
     return transcript
 
 
-def _heavy_parts(session: Session, shell: Any, prompt: str, options: dict[str, Any],
+def _heavy_parts(shell: Any, prompt: str, options: dict[str, Any],
                  subscribers: list[Subscriber] | None) -> HeavyParts:
     """What heavy mode needs from this kernel: one trajectory run (in a forked child), the
-    replay of the chosen one in the user's namespace, and the model for the aggregation."""
+    replay of the chosen one in the user's namespace, and the model for the aggregation. (MCP
+    connections notice by themselves that they were forked.)"""
     plain = {k: v for k, v in options.items() if k not in ("heavy", "concurrency", "replay")}
 
     def trajectory(progress: list[Subscriber], folder: str) -> Run:
@@ -163,5 +163,5 @@ def _heavy_parts(session: Session, shell: Any, prompt: str, options: dict[str, A
     def replay(plan: replay_mode.ReplayPlan) -> Run:
         return run(prompt, shell=shell, replay=plan, subscribers=subscribers, **plain)
 
-    return HeavyParts(trajectory=trajectory, replay=replay, after_fork=session.mcp.after_fork,
-                      model=choice.api_backend, shell=shell)
+    return HeavyParts(trajectory=trajectory, replay=replay, model=choice.api_backend,
+                      shell=shell)

@@ -1,4 +1,5 @@
-"""Shared fixtures: a strict scripted server, a real IPython shell, and nbclient notebooks."""
+"""Shared fixtures: a strict scripted server, the environment a user would set, a real IPython
+shell, ``code_interpreter`` on it, and a real kernel (jupyter_client)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,48 @@ def shell(k2env: ScriptedServer) -> Iterator[Any]:
     ip.run_line_magic("load_ext", "k2nb")
     yield ip
     ip.run_line_magic("unload_ext", "k2nb")
+
+
+@pytest.fixture
+def interp(shell: Any) -> Any:
+    """``code_interpreter`` on the test shell, as a run builds it: a 10 s limit per call, 2,000
+    characters of each output read back, the test key redacted."""
+    from k2nb.tools.interpreter.code_interpreter import CodeInterpreter
+    from k2nb.tools.observation import OutputStore
+
+    return CodeInterpreter(shell, OutputStore(), timeout=10, observation_chars=2000,
+                           secrets=(KEY,))
+
+
+@pytest.fixture(scope="module")
+def kernel() -> Iterator[Any]:
+    """A real IPython kernel (``python3`` kernelspec) and a blocking client, per test module;
+    ``client.k2nb_execute_inputs`` collects execution counts by message id."""
+    from jupyter_client.manager import start_new_kernel
+
+    manager, client = start_new_kernel(kernel_name="python3")
+    client.k2nb_manager = manager
+    client.k2nb_execute_inputs = {}
+    try:
+        yield client
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+
+
+@pytest.fixture
+def k2_kernel(k2env: ScriptedServer, tmp_path: Path) -> Iterator[tuple[Any, Any]]:
+    """A real kernel started with the test's environment (``k2env``: the key and the scripted
+    server), working in ``tmp_path``, with k2nb loaded: ``(manager, client)``."""
+    from jupyter_client.manager import start_new_kernel
+
+    manager, client = start_new_kernel(kernel_name="python3", cwd=str(tmp_path))
+    try:
+        client.execute_interactive("%load_ext k2nb", timeout=60)
+        yield manager, client
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
 
 
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")

@@ -60,8 +60,6 @@ class HeavyParts:
     trajectory: Callable[[list[Subscriber], str], Run]
     #: Replays the chosen trajectory in the user's namespace.
     replay: Callable[[ReplayPlan], Run]
-    #: Called in each forked child before it runs (connections that did not survive the fork).
-    after_fork: Callable[[], None]
     #: The model for the aggregation call, from the settings.
     model: Callable[[Any], Backend]
     #: The user's shell (each child cuts its copy off the kernel's channels).
@@ -102,8 +100,7 @@ def run_heavy(prompt: str, settings: Any, parts: HeavyParts) -> Run:
     trajectories = [Trajectory(i + 1) for i in range(n)]
     started = time.monotonic()
     try:
-        run_all(trajectories, concurrency, parts.trajectory, parts.shell, parts.after_fork,
-                folder, view.update)
+        run_all(trajectories, concurrency, parts.trajectory, parts.shell, folder, view.update)
     except KeyboardInterrupt:
         raise HeavyStopped(
             f"Heavy mode stopped by the user: all {n} trajectories were stopped; your namespace "

@@ -70,11 +70,10 @@ RunOne = Callable[[list[ev.Subscriber], str], Run]
 
 
 def run_all(trajectories: list[Trajectory], concurrency: int, run_one: RunOne, shell: Any,
-            after_fork: Callable[[], None], folder: Path,
+            folder: Path,
             on_change: Callable[[list[Trajectory], bool], None]) -> None:
     """Run every trajectory, ``concurrency`` at a time; ``on_change(trajectories, final)`` is
-    called as they progress. Records, statuses and errors end up on the ``Trajectory`` objects.
-    ``after_fork`` runs first in each child (to drop connections that did not survive it)."""
+    called as they progress. Records, statuses and errors end up on the ``Trajectory`` objects."""
     waiting = list(trajectories)
     active: dict[int, Trajectory] = {}
     selector = selectors.DefaultSelector()
@@ -82,7 +81,7 @@ def run_all(trajectories: list[Trajectory], concurrency: int, run_one: RunOne, s
         while waiting or active:
             while waiting and len(active) < concurrency:
                 t = waiting.pop(0)
-                _spawn(t, run_one, shell, after_fork, folder)
+                _spawn(t, run_one, shell, folder)
                 active[t.fd] = t  # type: ignore[index]
                 selector.register(t.fd, selectors.EVENT_READ, t)  # type: ignore[arg-type]
                 on_change(trajectories, False)
@@ -107,8 +106,7 @@ def run_all(trajectories: list[Trajectory], concurrency: int, run_one: RunOne, s
     on_change(trajectories, True)
 
 
-def _spawn(t: Trajectory, run_one: RunOne, shell: Any, after_fork: Callable[[], None],
-           folder: Path) -> None:
+def _spawn(t: Trajectory, run_one: RunOne, shell: Any, folder: Path) -> None:
     read_end, write_end = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -122,7 +120,6 @@ def _spawn(t: Trajectory, run_one: RunOne, shell: Any, after_fork: Callable[[], 
         try:
             os.close(read_end)
             _isolate(shell)
-            after_fork()
             code = _trajectory(run_one, folder, write_end)
         except BaseException as exc:  # noqa: BLE001 - reported to the parent, then exit
             try:

@@ -47,7 +47,7 @@ class K2Magics(K2Options):
     def configured(self) -> dict[str, Any]:
         """Trait values the user changed from their defaults (they outrank the environment)."""
         return {name: getattr(self, name) for name, trait in self.traits(config=True).items()
-                if getattr(self, name) != trait.default_value}
+                if getattr(self, name) != trait.default()}
 
     def settings(self, given: dict[str, Any]) -> Any:
         try:

@@ -1,7 +1,7 @@
 """Approval prompts (stdin, so they work mid-run) become a dialog: Run / Skip / Edit / Run all.
 
-The kernel side is :class:`k2nb.tools.safety.approval.Approval`; here a cell calls it the way the
-agent loop does before a code_interpreter call, and prints the decision it got back.
+The kernel side is :class:`k2nb.tools.safety.approval.Approval`; here a cell announces the call and
+asks the way the agent loop does before a code_interpreter call, and prints the decision.
 """
 
 from __future__ import annotations
@@ -14,13 +14,18 @@ from .lab import cell_locator, cells, open_notebook, output_text, run_cell, wait
 pytestmark = pytest.mark.slow
 
 ASKING_CELL = """\
-from k2nb.agent import events as ev
-from k2nb.tools.safety.approval import Approval
+import json
+from k2nb.core import events as ev
+from k2nb.core.messages import ToolCall
+from k2nb.tools.safety.approval import Approval, ApprovalRequest
 from k2nb.ui.frontend import FrontendBridge
 bridge = FrontendBridge("kimi-k2-thinking")
 bridge(ev.RunStarted("run-approval", "p", "kimi-k2-thinking", "api", None))
-approval = Approval("ask", notify=bridge.approval_request, show=lambda text: None)
-decision = approval.review("total = 40 + 2\\nprint(total)", "call-1", 1)
+code = "total = 40 + 2\\nprint(total)"
+call = ToolCall("call-1", "code_interpreter", json.dumps({"code": code}))
+bridge(ev.ApprovalRequested("run-approval", 1, call, code))
+approval = Approval("ask", show=lambda text: None)
+decision = approval.ask(ApprovalRequest("call-1", 1, call.name, call.arguments, code))
 bridge.close()
 print(decision.action, repr(decision.code))
 """

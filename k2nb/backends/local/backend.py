@@ -191,7 +191,8 @@ class LocalBackend:
                 total_tokens=len(prompt_ids) + len(generated),
                 cached_tokens=reused,
             )
-            yield StepResult(message=message, finish_reason=finish_reason, usage=usage)
+            yield StepResult(message=message, finish_reason=finish_reason, usage=usage,
+                             experts=self._experts_of_step())
         except BackendError:
             raise
         except Exception as error:  # a failure inside generate: tell the user, keep the kernel
@@ -254,9 +255,7 @@ class LocalBackend:
         generation.stop()
         done = generation.join(timeout=30.0)
         self._active = None if done else generation
-        if self._recorder is not None:
-            usage = self._recorder.finish()
-            self.expert_counts.append(usage)
+        self._experts_of_step()  # a step that ended early still counts its router choices
         if (
             done
             and generation.error is None
@@ -282,6 +281,15 @@ class LocalBackend:
                 decode_s=max(generation.finished_at - first, 0.0),
             )
         )
+
+    def _experts_of_step(self) -> Any:
+        """Finish counting this step's router choices (once; the generation has ended) and keep
+        them in :attr:`expert_counts`; None for dense models or when already counted."""
+        if self._recorder is None or not self._recorder.active:
+            return None
+        usage = self._recorder.finish()
+        self.expert_counts.append(usage)
+        return usage
 
     def reset_cache(self) -> None:
         """Forget the KV cache (the next step encodes its whole prompt)."""

@@ -59,6 +59,11 @@ class ExpertRecorder:
         ]
         self._active = False
 
+    @property
+    def active(self) -> bool:
+        """Between :meth:`start` and :meth:`finish`."""
+        return self._active
+
     def start(self) -> None:
         self._counts = [None] * len(self.modules)
         self._calls = [0] * len(self.modules)

@@ -95,7 +95,6 @@ def load_local_model(
     if quantization not in QUANTIZATIONS:
         raise BackendError(f"quantization must be 'nf4', 'fp4' or None, not {quantization!r}.")
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
     from .quantize import parameter_bytes
     from .quantize import quantize_experts as convert_experts
@@ -106,40 +105,9 @@ def load_local_model(
         raise BackendError(
             f"compute_dtype {compute_dtype!r} is not a torch dtype (try 'bfloat16')."
         )
-    kwargs: dict[str, Any] = dict(
-        dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code
-    )
-    if gguf_file:
-        kwargs["gguf_file"] = gguf_file
-    if quantization:
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type=quantization,
-            bnb_4bit_compute_dtype=dtype,
-            bnb_4bit_use_double_quant=double_quant,
-            llm_int8_skip_modules=_keep_unquantized(source, trust_remote_code, gguf_file),
-        )
     started = time.monotonic()
-    scratch = None
-    try:
-        if gguf_file and quantization:
-            # transformers will not quantize while reading GGUF: dequantize to a folder first.
-            scratch = tempfile.TemporaryDirectory(prefix="k2nb-gguf-")
-            source = str(gguf_to_folder(source, gguf_file, scratch.name))
-            kwargs.pop("gguf_file")
-        from_gguf = {"gguf_file": kwargs["gguf_file"]} if "gguf_file" in kwargs else {}
-        tokenizer = AutoTokenizer.from_pretrained(
-            source, trust_remote_code=trust_remote_code, **from_gguf
-        )
-        lm = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-    except OSError as error:
-        raise BackendError(
-            f"Could not load {model!r}: {str(error).splitlines()[0]} "
-            "(no hub access here? download the model elsewhere and pass its folder)."
-        ) from error
-    finally:
-        if scratch is not None:
-            scratch.cleanup()
+    lm, tokenizer = _from_pretrained(model, source, dtype, quantization, double_quant,
+                                     device_map, trust_remote_code, gguf_file)
     converted = 0
     if quantization and quantize_experts:
         converted = convert_experts(
@@ -156,6 +124,47 @@ def load_local_model(
         parameter_bytes(lm), quantization, converted, devices, time.monotonic() - started
     )
     return lm, tokenizer, report
+
+
+def _from_pretrained(model: str, source: str, dtype: Any, quantization: str | None,
+                     double_quant: bool, device_map: Any, trust_remote_code: bool,
+                     gguf_file: str | None) -> tuple[Any, Any]:
+    """The transformers model (linear layers in 4-bit) and its tokenizer."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+    kwargs: dict[str, Any] = dict(
+        dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code
+    )
+    if gguf_file:
+        kwargs["gguf_file"] = gguf_file
+    if quantization:
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type=quantization,
+            bnb_4bit_compute_dtype=dtype,
+            bnb_4bit_use_double_quant=double_quant,
+            llm_int8_skip_modules=_keep_unquantized(source, trust_remote_code, gguf_file),
+        )
+    scratch = None
+    try:
+        if gguf_file and quantization:
+            # transformers will not quantize while reading GGUF: dequantize to a folder first.
+            scratch = tempfile.TemporaryDirectory(prefix="k2nb-gguf-")
+            source = str(gguf_to_folder(source, gguf_file, scratch.name))
+            kwargs.pop("gguf_file")
+        from_gguf = {"gguf_file": kwargs["gguf_file"]} if "gguf_file" in kwargs else {}
+        tokenizer = AutoTokenizer.from_pretrained(
+            source, trust_remote_code=trust_remote_code, **from_gguf
+        )
+        return AutoModelForCausalLM.from_pretrained(source, **kwargs), tokenizer
+    except OSError as error:
+        raise BackendError(
+            f"Could not load {model!r}: {str(error).splitlines()[0]} "
+            "(no hub access here? download the model elsewhere and pass its folder)."
+        ) from error
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
 
 
 def gguf_to_folder(folder: str, gguf_file: str, dest: str | Path) -> Path:

@@ -56,6 +56,8 @@ class McpServer:
 
     @property
     def alive(self) -> bool:
+        if self.loop.forked:  # the connection is the parent's: start afresh, as our own
+            self.forget_connection()
         return self._session is not None and self._task is not None and not self._task.done()
 
     def start(self, timeout: float = CONNECT_TIMEOUT) -> None:
@@ -202,7 +204,8 @@ class McpServer:
             task.cancel()
 
     def forget_connection(self) -> None:
-        """In a forked child: the connection belongs to the parent; start afresh on next use."""
+        """Drop a connection this process does not own (made before a fork); the next call
+        starts the server afresh."""
         self._task = self._closing = self._session = None
 
     def _stderr_position(self) -> int:

@@ -9,19 +9,29 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import threading
 from typing import Any
 
 
 class BackgroundLoop:
-    """The loop thread starts on first use; :meth:`forget` drops it in a forked child."""
+    """The loop thread starts on first use, and again in a forked child (heavy mode forks the
+    kernel): a thread does not survive a fork, so the process that made the loop owns it."""
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    @property
+    def forked(self) -> bool:
+        """True in a child forked after the loop was made (the loop is the parent's)."""
+        return self._pid != os.getpid()
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
+        if self.forked:
+            self._loop, self._lock, self._pid = None, threading.Lock(), os.getpid()
         with self._lock:
             if self._loop is None or self._loop.is_closed():
                 loop = asyncio.new_event_loop()
@@ -44,9 +54,3 @@ class BackgroundLoop:
         except KeyboardInterrupt:
             future.cancel()
             raise
-
-
-    def forget(self) -> None:
-        """In a forked child: the loop's thread did not survive the fork; start a new one."""
-        self._loop = None
-        self._lock = threading.Lock()

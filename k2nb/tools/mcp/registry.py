@@ -53,13 +53,6 @@ class McpServers:
         for server in list(self._servers.values()):
             server.close()
 
-    def after_fork(self) -> None:
-        """In a forked child (heavy mode): the loop thread and the parent's connections did not
-        come along; servers start afresh, as the child's own processes, on first use."""
-        self.loop.forget()
-        for server in self._servers.values():
-            server.forget_connection()
-
     def listing(self) -> str:
         """The registered servers, their transport, state and tools."""
         if not self._servers:

@@ -37,7 +37,7 @@ def stream_thinking(view, clock, tokens: int, rate: float = 400.0) -> str:
     for i in range(tokens):
         clock.t += 1.0 / rate
         pieces.append(token(i))
-        view(ev.ReasoningDelta("r", 1, pieces[-1]))
+        view(ev.ReasoningDelta(pieces[-1], "r", 1))
     return "".join(pieces)
 
 
@@ -97,7 +97,7 @@ def test_interrupted_during_a_call_marks_it(monkeypatch):
     call = ToolCall("c1", "code_interpreter", '{"code": "import time; time.sleep(100)"}')
     view(ev.RunStarted("r", "p", "kimi-k2-thinking", "api", None))
     view(ev.StepStarted("r", 1))
-    view(ev.ReasoningDelta("r", 1, "Sleep."))
+    view(ev.ReasoningDelta("Sleep.", "r", 1))
     view(
         ev.StepFinished(
             "r", 1, AssistantMessage("", "Sleep.", [call]), Usage(1, 1, 2), "tool_calls"
@@ -147,7 +147,7 @@ def test_a_failing_widget_layer_falls_back_to_static(monkeypatch, capsys):
     view(ev.RunStarted("r", "p", "kimi-k2-thinking", "api", None))
     view(ev.StepStarted("r", 1))
     thinking = stream_thinking(view, clock, 1_000)
-    view(ev.ContentDelta("r", 1, "ok"))
+    view(ev.ContentDelta("ok", "r", 1))
     view(ev.StepFinished("r", 1, AssistantMessage("ok", thinking), Usage(1, 1, 2), "stop"))
     view(ev.RunFinished("r", "ok", "answered", 1, Usage(1, 1, 2)))
     assert "live view stopped" in capsys.readouterr().err

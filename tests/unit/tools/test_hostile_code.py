@@ -10,11 +10,6 @@ from k2nb.tools.interpreter.code_interpreter import CodeInterpreter
 from k2nb.tools.observation import OutputStore
 
 
-@pytest.fixture
-def interp(shell):
-    return CodeInterpreter(shell, OutputStore(), timeout=5)
-
-
 def run(interp, code):
     return interp.invoke("c", {"code": code})
 

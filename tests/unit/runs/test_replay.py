@@ -11,7 +11,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from k2nb.runs.record import prompt_hash, record_from_transcript, run_record
+from k2nb.core.run import prompt_hash
+from k2nb.runs.record import notebook_record
+from k2nb.runs.transcript import read_run
 from k2nb.testing import Call, Reply, ScriptedServer
 from k2nb.testing.notebook import cell_text
 
@@ -187,20 +189,22 @@ def test_record_is_capped_images_first(shell, k2env):
               Reply(content="ok"))
     shell.run_cell("%%k2\nDraw.")
     run = shell.user_ns["_k2"]
-    full = run_record(run, max_bytes=10_000_000)
+    full = notebook_record(run, max_bytes=10_000_000)
     assert full["trimmed"] == [] and full["prompt_hash"] == prompt_hash("Draw.")
-    small = run_record(run, max_bytes=80_000)
+    small = notebook_record(run, max_bytes=80_000)
     assert len(json.dumps(small)) <= 80_000
     call = small["steps"][0]["calls"][0]
     assert small["trimmed"][0] == "images" and call["trimmed"] == ["images"]
     assert call["arguments"] == full["steps"][0]["calls"][0]["arguments"]  # code kept
     assert "x" * 50 in json.dumps(call["outputs"])  # text kept
-    tiny = run_record(run, max_bytes=400)
+    tiny = notebook_record(run, max_bytes=400)
     assert tiny["steps"] == [] and "cannot replay" in tiny["trimmed"][-1]
     # The transcript gives the same record, with timestamps, and untrimmed.
-    from_file = record_from_transcript(run.transcript_path)
-    assert from_file["steps"][0]["calls"][0]["arguments"] == call["arguments"]
-    assert from_file["started_at"] and os.path.isfile(run.transcript_path)
+    from_file = read_run(run.transcript_path)
+    assert from_file.steps[0].tool_calls[0].call.arguments == call["arguments"]
+    assert from_file.started_at and os.path.isfile(run.transcript_path)
+    assert from_file.to_dict()["steps"][0]["calls"][0]["outputs"] == full["steps"][0]["calls"][0][
+        "outputs"]  # untrimmed
 
 
 def test_replay_from_a_named_notebook(shell, k2env, tmp_path: Path, monkeypatch, capsys):
@@ -256,7 +260,7 @@ def test_session_notebook_is_searched(tmp_path: Path, monkeypatch):
     assert find("Hello there", cwd=tmp_path / "cwd") is None
     monkeypatch.setenv("JPY_SESSION_NAME", str(tmp_path / "lab" / "course.ipynb"))
     found = find("  Hello there  ", cwd=tmp_path / "cwd")
-    assert found.record["run_id"] == "r1" and found.source.endswith("lab/course.ipynb")
+    assert found.record.run_id == "r1" and found.source.endswith("lab/course.ipynb")
 
 
 def test_compare_trimmed_images_and_errors():

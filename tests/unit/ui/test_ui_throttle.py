@@ -22,7 +22,7 @@ def stream(view, clock, tokens: int, rate: float, step: int = 1) -> str:
         clock.t += 1.0 / rate
         piece = token(i)
         pieces.append(piece)
-        view(ev.ReasoningDelta("r", step, piece))
+        view(ev.ReasoningDelta(piece, "r", step))
     return "".join(pieces)
 
 
@@ -33,7 +33,7 @@ def start(view) -> None:
 
 def finish(view, clock, thinking: str, answer: str = "Done.") -> None:
     clock.t += 0.01
-    view(ev.ContentDelta("r", 1, answer))
+    view(ev.ContentDelta(answer, "r", 1))
     usage = Usage(100, 10, 110)
     view(ev.StepFinished("r", 1, AssistantMessage(answer, thinking), usage, "stop"))
     view(ev.RunFinished("r", answer, "answered", 1, usage))
@@ -85,7 +85,7 @@ def test_no_delta_lost_in_the_panel(monkeypatch):
     thinking = stream(view, clock, 5_000, rate=3_000)
     # the last batch is still pending; the next tick (any event a tick later) sends it
     clock.t += 1.0
-    view(ev.ReasoningDelta("r", 1, ""))
+    view(ev.ReasoningDelta("", "r", 1))
     assert recorder.panel_text() == thinking
 
     finish(view, clock, thinking)
@@ -115,7 +115,7 @@ def test_text_split_across_segments_only_at_line_breaks(monkeypatch):
     start(view)
     thinking = stream(view, clock, 8_000, rate=200)
     clock.t += 1.0
-    view(ev.ReasoningDelta("r", 1, ""))
+    view(ev.ReasoningDelta("", "r", 1))
     state = recorder.widget_state()
     box = next(s for s in state.values() if s.get("_model_name") == "VBoxModel")
     texts = [segment_text(state[i]["value"]) for i in segment_order(box)]

@@ -20,30 +20,26 @@ pytest.importorskip("bitsandbytes", reason="the local extra is not installed")
 
 from k2nb.core.messages import AssistantMessage, SystemMessage, ToolMessage, UserMessage
 from k2nb.core.backend import Backend, ModelRequest, StepResult
+from k2nb.core.events import ContentDelta
 from k2nb.backends.local import LocalBackend
-from k2nb.testing.tiny_moe import CODE_TOOL, build_tiny_moe
+from k2nb.testing.tiny_moe import CODE_TOOL
 
 TOOLS = [CODE_TOOL]
 
 
 @pytest.fixture(scope="module")
-def tiny_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_moe(tmp_path_factory.mktemp("tiny") / "model")
-
-
-@pytest.fixture(scope="module")
-def exact(tiny_path: Path) -> LocalBackend:
+def exact(tiny_moe: Path) -> LocalBackend:
     """fp32, unquantized, greedy: outputs can be compared token for token."""
     return LocalBackend(
-        str(tiny_path), quantization=None, compute_dtype="float32", temperature=0, progress=False
+        str(tiny_moe), quantization=None, compute_dtype="float32", temperature=0, progress=False
     )
 
 
 @pytest.fixture(scope="module")
-def fresh(tiny_path: Path) -> LocalBackend:
+def fresh(tiny_moe: Path) -> LocalBackend:
     """Like ``exact`` but encoding every prompt from scratch: the reference for cache reuse."""
     return LocalBackend(
-        str(tiny_path), quantization=None, compute_dtype="float32", temperature=0,
+        str(tiny_moe), quantization=None, compute_dtype="float32", temperature=0,
         reuse_cache=False, record_experts=False, progress=False,
     )
 
@@ -56,10 +52,10 @@ def conversation() -> list:
     return [SystemMessage("You are helpful."), UserMessage("Set x to 42.")]
 
 
-def test_is_a_backend_and_loads_4bit_with_experts_quantized(tiny_path: Path) -> None:
-    backend = LocalBackend(str(tiny_path), temperature=0, progress=False)
+def test_is_a_backend_and_loads_4bit_with_experts_quantized(tiny_moe: Path) -> None:
+    backend = LocalBackend(str(tiny_moe), temperature=0, progress=False)
     assert isinstance(backend, Backend)
-    assert backend.name == "local" and backend.model == str(tiny_path)
+    assert backend.name == "local" and backend.model == str(tiny_moe)
     assert backend.format.name == "k2"  # chosen from the tokenizer's special tokens
     report = backend.load_report
     assert report.experts_quantized == 2  # both MoE layers
@@ -75,7 +71,7 @@ def test_streamed_deltas_add_up_to_the_final_message(exact: LocalBackend) -> Non
     exact.reset_cache()
     items = list(exact.stream(request(*conversation(), max_tokens=30)))
     result = items[-1]
-    text = "".join(getattr(i, "text", "") for i in items if i.kind == "content")
+    text = "".join(i.text for i in items if isinstance(i, ContentDelta))
     assert text.strip() == result.message.content
     assert result.usage.prompt_tokens == len(exact.render(request(*conversation()))[0])
 

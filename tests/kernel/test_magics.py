@@ -47,6 +47,7 @@ def test_line_magic_prints_configuration_with_sources(shell, k2env, capsys):
     assert "max_steps" in out and "(%config K2Magics)" in out
     assert "api_key            set" in out and "(MOONSHOT_API_KEY)" in out
     assert "sk-test" not in out  # the key itself is never printed
+    assert out.rstrip().splitlines()[-1] == f"mode: kimi-k2-thinking at {k2env.base_url}"
 
 
 def test_models_subcommand(shell, k2env, capsys):

@@ -67,7 +67,7 @@ def test_export_notebook_is_valid_with_provenance(recorded, shell, tmp_path: Pat
 def test_exported_notebook_re_executes_to_the_same_outputs(recorded, tmp_path: Path):
     from k2nb.runs.export import export
 
-    path = export(recorded.run_id, str(tmp_path / "run.ipynb"))
+    path = export(recorded, str(tmp_path / "run.ipynb"))
     nb = nbformat.read(path, as_version=4)
     recorded_outputs = [c.outputs for c in nb.cells if c.cell_type == "code"]
     NotebookClient(nb, timeout=60, kernel_name="python3",

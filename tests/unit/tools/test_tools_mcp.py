@@ -20,23 +20,25 @@ from k2nb.kernel.magics import K2Error
 from k2nb.testing import Call, Reply
 from k2nb.tools import mcp
 
+SERVERS = k2nb.Session.current().mcp  # the shell fixture's session: InteractiveShell.instance()
+
 SERVER = Path(__file__).with_name("mcp_fixture_server.py")
 
 
 @pytest.fixture(scope="module")
 def fx() -> Iterator[mcp.McpServer]:
     """The fixture server, started once for the tests that only call it (a start is ~2 s)."""
-    server = mcp.add_server("fx", [sys.executable, str(SERVER)])
+    server = SERVERS.add("fx", [sys.executable, str(SERVER)])
     yield server
-    mcp.remove_server("fx")
+    SERVERS.remove("fx")
 
 
 @pytest.fixture(autouse=True)
 def no_servers_left() -> Iterator[None]:
     yield
-    for name in list(mcp.servers()):
+    for name in list(SERVERS.servers()):
         if name != "fx":
-            mcp.remove_server(name)
+            SERVERS.remove(name)
 
 
 def tool_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -57,13 +59,13 @@ def test_add_list_remove(shell, capsys):
     listing = capsys.readouterr().out
     assert "tmp: " in listing and ", running" in listing
     assert "  tmp__add — Add two numbers." in listing
-    assert mcp.result_text(mcp.servers()["tmp"].call("env", {"name": "GREETING"}, 10)) == "hi"
-    token = mcp.servers()["tmp"].call("env", {"name": "K2NB_TEST_TOKEN"}, 10)
+    assert mcp.result_text(SERVERS.servers()["tmp"].call("env", {"name": "GREETING"}, 10)) == "hi"
+    token = SERVERS.servers()["tmp"].call("env", {"name": "K2NB_TEST_TOKEN"}, 10)
     assert mcp.result_text(token) == "tok-from-kernel"
     assert "tok-from-kernel" not in listing
     shell.run_line_magic("k2", "mcp remove tmp")
     assert "stopped and removed" in capsys.readouterr().out
-    assert "tmp" not in mcp.servers()
+    assert "tmp" not in SERVERS.servers()
     with pytest.raises(K2Error, match="No MCP server named `tmp`"):
         shell.run_line_magic("k2", "mcp remove tmp")
 
@@ -76,7 +78,7 @@ def test_servers_that_cannot_start_are_explained(shell):
                              "\"import sys; sys.stderr.write('boom'); sys.exit(2)\"")
     with pytest.raises(K2Error, match="either --url URL or"):
         shell.run_line_magic("k2", "mcp add both --url http://127.0.0.1:1/mcp -- python x.py")
-    assert not {"bad", "quits", "both"} & set(mcp.servers())
+    assert not {"bad", "quits", "both"} & set(SERVERS.servers())
 
 
 def test_k2_run_reads_mcp_tool_then_computes(shell, k2env):
@@ -113,7 +115,7 @@ def test_k2_run_reads_mcp_tool_then_computes(shell, k2env):
 
 
 def test_server_crashing_mid_call_is_an_observation_and_restarts(shell, k2env, fx):
-    first_pid = int(mcp.servers()["fx"].call("pid", {}, 10).content[0].text)
+    first_pid = int(SERVERS.servers()["fx"].call("pid", {}, 10).content[0].text)
     k2env.add(
         Reply(reasoning="Try it.", tool_calls=[Call("fx__crash", {}), Call("fx__pid", {})]),
         Reply(reasoning="It crashed, then came back.", content="Recovered."),
@@ -191,9 +193,7 @@ def test_user_tools_always_included(shell, k2env):
         k2env.add(Reply(reasoning="r", content="ok"))
         k2nb.run("a", shell=shell, tools="none")
     finally:
-        from k2nb.tools.registry import unregister
-
-        unregister("lookup")
+        k2nb.Session.current().user_tools.remove("lookup")
     names = [t["function"]["name"] for t in k2env.requests[0]["tools"]]
     assert names == ["read_output", "lookup"]
 
@@ -223,9 +223,9 @@ def test_streamable_http_server(shell, k2env):
         run = k2nb.run("add", shell=shell, tools="mcp")
         assert tool_messages(k2env.requests[1])[0]["content"] == "42.0"
         assert run.ok
-        assert "(streamable HTTP), running" in mcp.listing()
+        assert "(streamable HTTP), running" in SERVERS.listing()
     finally:
-        mcp.remove_server("web")
+        SERVERS.remove("web")
         process.terminate()
         process.wait(10)
 
@@ -242,7 +242,7 @@ def test_interrupt_during_an_mcp_call_stops_at_once(shell, k2env, fx):
     elapsed = time.monotonic() - start
     assert run.stop_reason == "interrupted" and elapsed < 5, elapsed
     # The kernel's connection is still usable afterwards.
-    assert mcp.servers()["fx"].call("add", {"a": 1, "b": 1}, 10).content[0].text == "2.0"
+    assert SERVERS.servers()["fx"].call("add", {"a": 1, "b": 1}, 10).content[0].text == "2.0"
 
 
 def test_server_that_died_between_runs_is_restarted_before_the_next(shell, k2env, fx):
@@ -292,8 +292,8 @@ def test_forked_child_gets_its_own_connection(fx):
     child = os.fork()
     if child == 0:  # pragma: no cover - runs in the child
         try:
-            text = mcp.result_text(mcp.servers()["fx"].call("pid", {}, 20))
-            mcp.servers()["fx"].close()
+            text = mcp.result_text(SERVERS.servers()["fx"].call("pid", {}, 20))
+            SERVERS.servers()["fx"].close()
         except BaseException as exc:
             text = f"error: {exc!r}"
         os.write(write_end, text.encode())
@@ -319,6 +319,6 @@ def test_servers_from_config_start_on_the_first_run(shell, k2env, capsys):
     finally:
         shell.run_line_magic("config", "K2Magics.mcp_servers = {}")
     assert tool_messages(k2env.requests[1])[0]["content"] == "4.0"
-    assert "cfg" in mcp.servers() and "broken" not in mcp.servers()
+    assert "cfg" in SERVERS.servers() and "broken" not in SERVERS.servers()
     err = capsys.readouterr().err
     assert "MCP server `broken` could not be started" in err and "K2Magics.mcp_servers" in err

@@ -518,7 +518,7 @@ def stock() -> list[Any]:
 # --- 08 local 4-bit ------------------------------------------------------------------------
 
 LOCAL_LOAD = """import time
-from k2nb import backend_choice
+from k2nb.backends import choice as backend_choice
 from k2nb.backends.local.loading import load_local_model
 folder = str(backend_choice.smollm2_model_folder())
 sizes = {}

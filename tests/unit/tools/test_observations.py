@@ -9,12 +9,6 @@ from k2nb.tools.observation import OutputStore, cap, image_size
 from k2nb.tools.read_output import ReadOutput
 
 
-@pytest.fixture
-def interp(shell):
-    return CodeInterpreter(shell, OutputStore(), timeout=10, observation_chars=2000,
-                           secrets=("sk-test-0123456789abcdef",))
-
-
 def run(interp, code, call_id="functions.code_interpreter:0"):
     return interp.invoke(call_id, {"code": code})
 

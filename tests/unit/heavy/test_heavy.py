@@ -112,8 +112,8 @@ def test_aggregation_choice_parsing():
     from k2nb.core.run import Run, Step
 
     attempts = [heavy.Trajectory(i, status="answered",
-                                     record={"steps": [{}], "answer": f"a{i}",
-                                             "stop_reason": "answered"}) for i in (1, 2, 3)]
+                                 record=Run(f"t{i}", "p", "m", "api", answer=f"a{i}",
+                                            steps=[Step(1)])) for i in (1, 2, 3)]
     agg = Run("r", "p", "m", "api", answer="Final.\n\n**Chosen trajectory: 3**")
     agg.steps = [Step(1, reasoning="why")]
     assert heavy._choose(agg, attempts) == (3, "Final.", "")

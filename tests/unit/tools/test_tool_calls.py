@@ -9,7 +9,6 @@ import pytest
 
 import k2nb
 from k2nb.testing import Call, Reply
-from k2nb.tools.registry import unregister
 from k2nb.tools.schema import function_schema, inline_refs
 
 
@@ -119,7 +118,7 @@ def test_user_tool_schema_validation_and_errors(shell, k2env):
         assert "`a.y` is required but missing" in results[2] and "`unit`" in results[2]
         assert run.ok and distance(Point(x=0, y=0), Point(x=0, y=2)) == 2.0
     finally:
-        unregister("distance")
+        k2nb.Session.current().user_tools.remove("distance")
 
 
 def test_inline_refs_rejects_recursion():

@@ -1,7 +1,7 @@
 """The live view under the real %%k2 loop: nbclient, a real kernel, the strict scripted server.
 
-The view is attached the way k2nb attaches views (``k2nb.runner.view_factories``); the saved
-notebook must hold the static rendering: header, folded thinking, the call before its output,
+The view is attached the way k2nb attaches views (``%load_ext k2nb`` fills ``Session.views``);
+the saved notebook must hold the static rendering: header, folded thinking, the call before its output,
 and the answer.
 """
 
@@ -17,12 +17,7 @@ from k2nb.testing.notebook import run_notebook
 pytestmark = pytest.mark.slow
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
-WIRE = (
-    "%load_ext k2nb\n"
-    "import k2nb.runner, k2nb.ui\n"
-    "if k2nb.ui.view_factory not in k2nb.runner.view_factories:\n"
-    "    k2nb.runner.view_factories.insert(0, k2nb.ui.view_factory)"
-)
+WIRE = "%load_ext k2nb"
 REASONING = "".join(f"Line {i}: weigh option {i}.\n" for i in range(1, 41))
 
 

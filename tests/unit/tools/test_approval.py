@@ -5,7 +5,6 @@ from __future__ import annotations
 import queue
 
 import pytest
-from jupyter_client.manager import start_new_kernel
 
 from k2nb.testing import Call, Reply
 from k2nb.testing.notebook import cell_text, run_notebook
@@ -39,7 +38,7 @@ def test_ordinary_code_is_not_flagged(code, tmp_path):
 
 
 @pytest.mark.slow
-def test_ask_through_stdin_channel(k2env):
+def test_ask_through_stdin_channel(k2env, k2_kernel):
     k2env.add(
         Reply(reasoning="r", tool_calls=[Call("code_interpreter", {"code": "a = 1"}),
                                          Call("code_interpreter", {"code": "b = 2"}),
@@ -49,33 +48,28 @@ def test_ask_through_stdin_channel(k2env):
         Reply(reasoning="r", content="done"),
     )
     answers = iter(["y", "n", "not now", "e", "b = 20", ".", "a"])  # c: edited; d, e: run all
-    km, kc = start_new_kernel(kernel_name="python3")
-    try:
-        kc.execute_interactive("%load_ext k2nb", timeout=60)
-        prompts = []
-        msg_id = kc.execute("%%k2 --approve ask\ndo it", allow_stdin=True)
-        while True:
+    km, kc = k2_kernel
+    prompts = []
+    msg_id = kc.execute("%%k2 --approve ask\ndo it", allow_stdin=True)
+    while True:
+        try:
+            msg = kc.get_stdin_msg(timeout=0.2)
+            prompts.append(msg["content"]["prompt"])
+            kc.input(next(answers))
+        except queue.Empty:
+            reply = None
             try:
-                msg = kc.get_stdin_msg(timeout=0.2)
-                prompts.append(msg["content"]["prompt"])
-                kc.input(next(answers))
+                reply = kc.get_shell_msg(timeout=0.05)
             except queue.Empty:
-                reply = None
-                try:
-                    reply = kc.get_shell_msg(timeout=0.05)
-                except queue.Empty:
-                    pass
-                if reply and reply["parent_header"]["msg_id"] == msg_id:
-                    break
-        assert reply["content"]["status"] == "ok"
-        assert sum(p.startswith("[k2nb:functions.code_interpreter:") for p in prompts) == 4  # a, b, c, d; "all" at d covers e
-        out = []
-        kc.execute_interactive("print([globals().get(n) for n in 'abcde'])", timeout=30,
-                               output_hook=lambda m: out.append(m["content"].get("text", "")))
-        assert "".join(out).strip() == "[1, 20, None, 4, 5]"  # b skipped, then set by the edited c
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
+                pass
+            if reply and reply["parent_header"]["msg_id"] == msg_id:
+                break
+    assert reply["content"]["status"] == "ok"
+    assert sum(p.startswith("[k2nb:functions.code_interpreter:") for p in prompts) == 4  # a, b, c, d; "all" at d covers e
+    out = []
+    kc.execute_interactive("print([globals().get(n) for n in 'abcde'])", timeout=30,
+                           output_hook=lambda m: out.append(m["content"].get("text", "")))
+    assert "".join(out).strip() == "[1, 20, None, 4, 5]"  # b skipped, then set by the edited c
     tools = [m["content"] for m in k2env.requests[1]["messages"] if m["role"] == "tool"]
     assert tools[1] == "The user chose not to run this code. Their reason: not now"
     assert tools[2].startswith("The user edited your code before it ran; it ran as:\nb = 20")
@@ -92,7 +86,7 @@ def test_ask_without_stdin_fails_before_anything_runs(k2env, tmp_path):
 
 
 def test_answers_typed_or_sent_by_the_extension_as_json():
-    from k2nb.tools.safety.approval import Approval, Decision, parse_answer
+    from k2nb.tools.safety.approval import Approval, ApprovalRequest, Decision, parse_answer
 
     code = "print(1)"
     assert parse_answer("", code) == Decision("run", code)
@@ -109,7 +103,8 @@ def test_answers_typed_or_sent_by_the_extension_as_json():
     prompts, answers = [], iter(["maybe", "e", "s = 'a\\nb'", "print(s)", "."])
     approval = Approval("ask", ask=lambda p: prompts.append(p) or next(answers),
                         show=lambda text: None)
-    decision = approval.review(code, "call-9", 2)
+    decision = approval.review(ApprovalRequest("call-9", 2, "code_interpreter",
+                                               '{"code": "print(1)"}', code))
     assert decision.action == "edit" and decision.code == "s = 'a\\nb'\nprint(s)"
     assert prompts[0].startswith("[k2nb:call-9] Run this code?")
     assert prompts[1].startswith("[k2nb:call-9] Please answer")

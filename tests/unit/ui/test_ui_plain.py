@@ -46,7 +46,7 @@ def test_writes_are_batched():
     view = PlainView(30, stream=out, clock=lambda: 0.0)  # no time passes: one batch
     view(ev.RunStarted("r", "p", "m", "api", None))
     for i in range(10_000):
-        view(ev.ReasoningDelta("r", 1, token(i)))
+        view(ev.ReasoningDelta(token(i), "r", 1))
     view(ev.StepFinished("r", 1, AssistantMessage("", ""), Usage(), "stop"))
     assert Counting.writes < 10
 

@@ -5,20 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from jupyter_client.manager import start_new_kernel
 
 from k2nb.testing import Call, Reply
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def kernel(k2env):
-    km, kc = start_new_kernel(kernel_name="python3")
-    kc.execute_interactive("%load_ext k2nb", timeout=60)
-    yield km, kc
-    kc.stop_channels()
-    km.shutdown_kernel(now=True)
 
 
 def execute_and_interrupt(km, kc, code: str, after: float):
@@ -39,8 +29,8 @@ def value_of(kc, expression: str) -> str:
     return "".join(out).strip()
 
 
-def test_interrupt_while_thinking_streams(kernel, k2env):
-    km, kc = kernel
+def test_interrupt_while_thinking_streams(k2_kernel, k2env):
+    km, kc = k2_kernel
     k2env.add(Reply(reasoning="slow thought " * 400, content="never", delay=0.01))
     reply, latency = execute_and_interrupt(km, kc, "%%k2\nthink slowly", after=2.0)
     assert reply["content"]["status"] == "error"
@@ -54,8 +44,8 @@ def test_interrupt_while_thinking_streams(kernel, k2env):
     assert value_of(kc, "_k2.answer") == "second run fine"
 
 
-def test_interrupt_while_tool_code_runs(kernel, k2env):
-    km, kc = kernel
+def test_interrupt_while_tool_code_runs(k2_kernel, k2env):
+    km, kc = k2_kernel
     code = "import time\nstarted = True\nfor i in range(600):\n    time.sleep(0.1)\nfinished = True"
     k2env.add(Reply(reasoning="run it", tool_calls=[Call("code_interpreter", {"code": code}),
                                                     Call("code_interpreter", {"code": "after=1"})]))

@@ -23,18 +23,11 @@ from k2nb.backends.local.quantize import (
     parameter_bytes,
     quantize_experts,
 )
-from k2nb.testing.tiny_moe import build_tiny_moe
 
 
-@pytest.fixture(scope="module")
-def moe_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """~40M parameters, 94% of them routed experts, like real MoEs (bf16 checkpoint ≈ 80 MB)."""
-    return build_tiny_moe(tmp_path_factory.mktemp("moe") / "model", preset="bench")
-
-
-def test_moe_in_4bit_is_at_most_030_of_bf16(moe_path: Path) -> None:
-    bf16 = checkpoint_bytes(moe_path)
-    model, _, report = load_local_model(str(moe_path), quantization="nf4", progress=False)
+def test_moe_in_4bit_is_at_most_030_of_bf16(bench_moe: Path) -> None:
+    bf16 = checkpoint_bytes(bench_moe)
+    model, _, report = load_local_model(str(bench_moe), quantization="nf4", progress=False)
     assert report.experts_quantized == 3  # layer 0 is dense, as in DeepSeek-V3
     assert report.total_bytes == sum(parameter_bytes(model).values())
     assert report.total_bytes <= 0.30 * bf16, report.summary()
@@ -42,18 +35,18 @@ def test_moe_in_4bit_is_at_most_030_of_bf16(moe_path: Path) -> None:
     assert report.parameter_bytes.get("bfloat16", 0) < 0.05 * bf16
 
 
-def test_plain_bitsandbytes_leaves_the_experts_in_bf16(moe_path: Path) -> None:
+def test_plain_bitsandbytes_leaves_the_experts_in_bf16(bench_moe: Path) -> None:
     """The trap this backend exists to avoid, kept as a test so a fixed upstream is noticed."""
     _, _, report = load_local_model(
-        str(moe_path), quantization="nf4", quantize_experts=False, progress=False
+        str(bench_moe), quantization="nf4", quantize_experts=False, progress=False
     )
-    assert report.total_bytes > 0.9 * checkpoint_bytes(moe_path)
+    assert report.total_bytes > 0.9 * checkpoint_bytes(bench_moe)
 
 
-def test_4bit_experts_compute_what_their_dequantized_weights_compute(tmp_path: Path) -> None:
+def test_4bit_experts_compute_what_their_dequantized_weights_compute(tiny_moe: Path) -> None:
     from transformers import AutoModelForCausalLM
 
-    path = build_tiny_moe(tmp_path / "m")
+    path = tiny_moe
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     source = model.model.layers[0].mlp.experts
     reference = copy.deepcopy(source)
@@ -79,8 +72,8 @@ def test_4bit_experts_compute_what_their_dequantized_weights_compute(tmp_path: P
     torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-4)
 
 
-def test_fp4_and_fp32_compute_are_configurable(tmp_path: Path) -> None:
-    path = build_tiny_moe(tmp_path / "m")
+def test_fp4_and_fp32_compute_are_configurable(tiny_moe: Path) -> None:
+    path = tiny_moe
     model, _, _ = load_local_model(
         str(path), quantization="fp4", compute_dtype="float32", progress=False
     )
@@ -90,12 +83,12 @@ def test_fp4_and_fp32_compute_are_configurable(tmp_path: Path) -> None:
 
 
 @pytest.mark.gpu
-def test_on_a_gpu_the_moe_loads_4bit_on_the_device_and_generates(moe_path: Path) -> None:
+def test_on_a_gpu_the_moe_loads_4bit_on_the_device_and_generates(bench_moe: Path) -> None:
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device here; runs on a lent GPU machine")
-    model, tokenizer, report = load_local_model(str(moe_path), quantization="nf4", progress=False)
+    model, tokenizer, report = load_local_model(str(bench_moe), quantization="nf4", progress=False)
     assert report.devices == ["cuda:0"]
-    assert report.total_bytes <= 0.30 * checkpoint_bytes(moe_path), report.summary()
+    assert report.total_bytes <= 0.30 * checkpoint_bytes(bench_moe), report.summary()
     ids = torch.tensor([[5, 6, 7, 8]], device="cuda")
     out = model.generate(ids, max_new_tokens=16, min_new_tokens=16, do_sample=False, pad_token_id=0)
     assert out.shape[1] == 20

@@ -20,17 +20,6 @@ from k2nb.testing import Call, Reply, ScriptedServer
 from k2nb.ui.frontend import FrontendBridge
 
 
-@pytest.fixture(scope="module")
-def kernel():
-    manager, client = start_new_kernel(kernel_name="python3")
-    client.k2nb_execute_inputs = {}
-    try:
-        yield client
-    finally:
-        client.stop_channels()
-        manager.shutdown_kernel(now=True)
-
-
 def execute(client, code: str, timeout: float = 60) -> tuple[str, list[dict]]:
     """Run ``code``; return its msg id and its iopub messages up to the idle status."""
     msg_id = client.execute(code)
@@ -129,7 +118,7 @@ def test_a_real_run_brackets_each_calls_outputs_with_comm_messages(kernel, tmp_p
 
 def test_closing_a_run_mid_call_marks_the_call_interrupted(kernel):
     code = textwrap.dedent("""
-        from k2nb.agent import events as ev
+        from k2nb.core import events as ev
         from k2nb.core.messages import ToolCall
         from k2nb.ui.frontend import FrontendBridge
         bridge = FrontendBridge("m")
@@ -160,13 +149,17 @@ def test_outside_a_kernel_the_bridge_is_silent():
 
 def test_an_approval_request_reaches_iopub_before_the_stdin_prompt(kernel):
     code = textwrap.dedent("""
-        from k2nb.agent import events as ev
-        from k2nb.tools.safety.approval import Approval
+        from k2nb.core import events as ev
+        from k2nb.core.messages import ToolCall
+        from k2nb.tools.safety.approval import Approval, ApprovalRequest
         from k2nb.ui.frontend import FrontendBridge
         bridge = FrontendBridge("m")
         bridge(ev.RunStarted("run-2", "p", "m", "api", None))
-        approval = Approval("ask", notify=bridge.approval_request, show=lambda text: None)
-        decision = approval.review("x = 1", "c7", 3)
+        call = ToolCall("c7", "code_interpreter", '{"code": "x = 1"}')
+        # what the loop does before it asks: announce, then ask on stdin
+        bridge(ev.ApprovalRequested("run-2", 3, call, "x = 1"))
+        approval = Approval("ask", show=lambda text: None)
+        decision = approval.ask(ApprovalRequest("c7", 3, call.name, call.arguments, "x = 1"))
         bridge.close()
         print(decision.action, decision.code)
     """)

@@ -25,7 +25,6 @@ from k2nb.tools.web import (
     FetchUrl,
     SearchResult,
     fetch,
-    set_search_provider,
 )
 
 UNITS = {"Q1": 1204, "Q2": 1351, "Q3": 1502, "Q4": 1713}
@@ -351,14 +350,14 @@ def test_custom_search_provider(shell, k2env):
                 raise RuntimeError("index offline")
             return [SearchResult("Internal wiki: " + query, "https://wiki.local/x", "hit")]
 
-    set_search_provider(Catalogue())
+    k2nb.set_search_provider(Catalogue())
     try:
         k2env.add(Reply(reasoning="r", tool_calls=[Call("web_search", {"query": "vacation"}),
                                                    Call("web_search", {"query": "boom"})]),
                   Reply(reasoning="r2", content="ok"))
         k2nb.run("search", shell=shell)
     finally:
-        set_search_provider(None)
+        k2nb.set_search_provider(None)
     first, second = (m["content"] for m in tool_messages(k2env.requests[1]))
     assert first.startswith("1. Internal wiki: vacation\n   https://wiki.local/x")
     assert second == "The search provider `catalogue` failed: RuntimeError: index offline"
@@ -401,19 +400,31 @@ def test_k2_run_reads_page_then_computes(shell, k2env, site):
     assert k2env.errors == []
 
 
-def test_search_tool_follows_the_server():
+def test_search_tool_follows_the_setting():
     from k2nb.tools.web import DuckDuckGoSearch, MoonshotWebSearch, SearxngSearch, search_tool
 
-    assert isinstance(search_tool("moonshot", "https://api.moonshot.ai/v1"), MoonshotWebSearch)
-    assert isinstance(search_tool("moonshot", "https://api.moonshot.cn/v1"), MoonshotWebSearch)
-    assert isinstance(search_tool("auto", "https://api.moonshot.ai/v1").provider, DuckDuckGoSearch)
+    builtin = search_tool("moonshot")
+    assert isinstance(builtin, MoonshotWebSearch)
+    assert builtin.declaration() == {"type": "builtin_function",
+                                     "function": {"name": "$web_search"}}
+    auto = search_tool("auto")
+    assert auto.name == "web_search" and isinstance(auto.provider, DuckDuckGoSearch)
+    assert isinstance(search_tool("searxng:http://s:8080").provider, SearxngSearch)
+    assert search_tool("none").provider is None
 
-    local = search_tool("auto", "http://127.0.0.1:8000/v1")
-    assert local.name == "web_search" and isinstance(local.provider, DuckDuckGoSearch)
-    assert isinstance(search_tool("searxng:http://s:8080", "x").provider, SearxngSearch)
-    assert search_tool("none", "https://api.moonshot.ai/v1").provider is None
+    class Mine:
+        name = "mine"
+
+        def search(self, query: str, max_results: int) -> list:
+            return []
+
+    mine = Mine()
+    assert search_tool("auto", custom=mine).provider is mine
+    assert isinstance(search_tool("duckduckgo", custom=mine).provider, DuckDuckGoSearch)
     with pytest.raises(ValueError, match="search must be auto, moonshot"):
-        search_tool("bing", "x")
+        search_tool("bing")
+    with pytest.raises(TypeError, match="needs a `name` and a `search"):
+        k2nb.set_search_provider(object())
 
 
 def _tls_files(tmp_path, hostname: str) -> tuple[str, str, str]:
