@@ -1,86 +1,103 @@
 import { Dialog } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
-/** What the dialog needs to know about the code it asks about. */
-export interface IApprovalRequest {
+import {
+  ApprovalDecision,
+  ApprovalSubject,
+  editProblem,
+  prettyArguments
+} from './answers';
+
+/** What the dialog asks about. */
+export interface IApprovalQuestion {
   step: number;
-  call_id: string;
-  code: string;
+  subject: ApprovalSubject;
+  /** Why the call was flagged; may be empty. */
+  reasons: string[];
 }
 
-/** What the user decided; sent back to the kernel as the stdin reply (JSON). */
-export interface IApprovalReply {
-  action: 'run' | 'skip' | 'all' | 'edit';
-  code: string;
-  reason?: string;
+const SKIP = 0; // index of the Skip button in the first dialog
+
+function element<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  className: string,
+  text = ''
+): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  node.className = className;
+  node.textContent = text;
+  return node;
 }
 
-/**
- * The approval prompts the kernel may send on stdin:
- * - `[k2nb:<call id>] ...` (k2nb.ui.frontend.ask_approval): announced by an
- *   `approval_request` comm message, answered with one JSON reply;
- * - `k2nb approval · ...` (k2nb.tools.approval, inside the tool call): about
- *   the running call, answered as a person would type (y / a / n / e), with
- *   the follow-up prompts for a reason or the edited code answered too.
- */
-export type ApprovalPrompt =
-  | { kind: 'json'; callId: string }
-  | { kind: 'text' };
-
-const JSON_PROMPT = /^\[k2nb:([^\]]+)\]/;
-const TEXT_PROMPT = 'k2nb approval';
-
-/** What kind of approval prompt this is, or null for any other input request. */
-export function approvalPrompt(prompt: string): ApprovalPrompt | null {
-  const match = JSON_PROMPT.exec(prompt);
-  if (match) {
-    return { kind: 'json', callId: match[1] };
+/** The intro line: what the agent wants to do. */
+function intro(question: IApprovalQuestion, editing: boolean): HTMLElement {
+  const line = element('p', 'k2nb-approval-intro');
+  const subject = question.subject;
+  if (subject.kind === 'code') {
+    line.textContent = editing
+      ? 'Edit the code, then run it in your kernel:'
+      : `Step ${question.step}: the agent wants to run this code in your kernel.`;
+    return line;
   }
-  return prompt.startsWith(TEXT_PROMPT) ? { kind: 'text' } : null;
-}
-
-/** A typed answer and the answer to the follow-up prompt it leads to. */
-export interface ITextAnswer {
-  answer: string;
-  followUp: { prompt: string; value: string } | null;
-}
-
-/** The answers a person would type for this decision (k2nb.tools.approval). */
-export function textAnswer(reply: IApprovalReply): ITextAnswer {
-  switch (reply.action) {
-    case 'run':
-      return { answer: 'y', followUp: null };
-    case 'all':
-      return { answer: 'a', followUp: null };
-    case 'edit':
-      return {
-        answer: 'e',
-        // One line: the kernel turns "\n" back into new lines.
-        followUp: { prompt: 'Replacement code', value: reply.code.replace(/\n/g, '\\n') }
-      };
-    default:
-      return {
-        answer: 'n',
-        followUp: { prompt: 'Reason for the agent', value: reply.reason ?? '' }
-      };
+  const name = element('code', 'k2nb-approval-tool', subject.name);
+  if (editing) {
+    line.append('Edit the JSON arguments of ', name, ', then make the call:');
+  } else {
+    line.append(
+      `Step ${question.step}: the agent wants to call `,
+      name,
+      ' with these arguments:'
+    );
   }
+  return line;
 }
 
-function codeBody(request: IApprovalRequest, editable: boolean): Widget {
-  const node = document.createElement('div');
-  node.className = 'k2nb-approval';
-  const intro = document.createElement('p');
-  intro.textContent = editable
-    ? 'Edit the code, then run it in your kernel:'
-    : `Step ${request.step}: the agent wants to run this code in your kernel.`;
-  const code = document.createElement('textarea');
-  code.className = 'k2nb-approval-code';
-  code.value = request.code;
-  code.readOnly = !editable;
-  code.spellcheck = false;
-  code.rows = Math.min(20, Math.max(4, request.code.split('\n').length + 1));
-  node.append(intro, code);
-  return new Widget({ node });
+/** The dialog's body: intro, flags, the code or arguments, a skip reason. */
+class ApprovalBody extends Widget {
+  constructor(
+    question: IApprovalQuestion,
+    options: { editing: boolean; text?: string; problem?: string }
+  ) {
+    super({ node: element('div', 'k2nb-approval') });
+    const subject = question.subject;
+    this.node.appendChild(intro(question, options.editing));
+    if (question.reasons.length > 0 && !options.editing) {
+      const flags = element('div', 'k2nb-approval-reasons', 'Flagged: ');
+      const list = element('ul', '');
+      for (const reason of question.reasons) {
+        list.appendChild(element('li', '', reason));
+      }
+      flags.appendChild(list);
+      this.node.appendChild(flags);
+    }
+    this.text = element('textarea', 'k2nb-approval-code');
+    this.text.value =
+      options.text ??
+      (subject.kind === 'code'
+        ? subject.code
+        : prettyArguments(subject.arguments));
+    this.text.readOnly = !options.editing;
+    this.text.spellcheck = false;
+    this.text.rows = Math.min(
+      20,
+      Math.max(4, this.text.value.split('\n').length + 1)
+    );
+    this.node.appendChild(this.text);
+    if (options.problem) {
+      this.node.appendChild(
+        element('p', 'k2nb-approval-problem', options.problem)
+      );
+    }
+    if (!options.editing) {
+      this.reason = element('input', 'k2nb-approval-reason');
+      this.reason.type = 'text';
+      this.reason.placeholder = 'Reason for the agent if you skip (optional)';
+      this.node.appendChild(this.reason);
+    }
+  }
+
+  readonly text: HTMLTextAreaElement;
+  readonly reason: HTMLInputElement | null = null;
 }
 
 /**
@@ -88,37 +105,37 @@ function codeBody(request: IApprovalRequest, editable: boolean): Widget {
  * ended or the kernel went away while it was open).
  */
 export class ApprovalDialog {
-  constructor(request: IApprovalRequest) {
-    this._request = request;
+  constructor(question: IApprovalQuestion) {
+    this._question = question;
   }
 
   /** Ask; resolves with the decision, or null when cancelled. */
-  async ask(): Promise<IApprovalReply | null> {
-    const request = this._request;
-    const first = await this._show(
-      new Dialog({
-        title: 'Run the agent’s code?',
-        body: codeBody(request, false),
-        buttons: [
-          Dialog.cancelButton({ label: 'Skip' }),
-          Dialog.okButton({ label: 'Edit', displayType: 'default' }),
-          Dialog.okButton({ label: 'Run all', displayType: 'default' }),
-          Dialog.okButton({ label: 'Run' })
-        ]
-      })
-    );
+  async ask(): Promise<ApprovalDecision | null> {
+    const code = this._question.subject.kind === 'code';
+    const body = new ApprovalBody(this._question, { editing: false });
+    const dialog = new Dialog({
+      title: code ? 'Run the agent’s code?' : 'Allow the agent’s tool call?',
+      body,
+      buttons: [
+        Dialog.cancelButton({ label: 'Skip' }),
+        Dialog.okButton({ label: 'Edit', displayType: 'default' }),
+        Dialog.okButton({ label: 'Run all', displayType: 'default' }),
+        Dialog.okButton({ label: 'Run' })
+      ]
+    });
+    const first = await this._show(dialog, body.reason);
     if (first === null) {
       return null;
     }
     switch (first.button.label) {
       case 'Run':
-        return { action: 'run', code: request.code };
+        return { action: 'run' };
       case 'Run all':
-        return { action: 'all', code: request.code };
+        return { action: 'all' };
       case 'Edit':
-        return this._edit();
+        return this._edit(body.text.value);
       default:
-        return { action: 'skip', code: request.code };
+        return { action: 'skip', reason: body.reason?.value ?? '' };
     }
   }
 
@@ -127,47 +144,74 @@ export class ApprovalDialog {
     this._current?.reject();
   }
 
-  private async _edit(): Promise<IApprovalReply | null> {
-    const body = codeBody(this._request, true);
-    const result = await this._show(
-      new Dialog({
-        title: 'Edit the agent’s code',
-        body,
-        buttons: [
-          Dialog.cancelButton({ label: 'Skip' }),
-          Dialog.okButton({ label: 'Run edited' })
-        ],
-        focusNodeSelector: 'textarea'
-      })
-    );
-    if (result === null) {
-      return null;
+  /** Ask for the edited code or arguments until they can be sent. */
+  private async _edit(text: string): Promise<ApprovalDecision | null> {
+    const code = this._question.subject.kind === 'code';
+    let problem: string | undefined;
+    for (;;) {
+      const body = new ApprovalBody(this._question, {
+        editing: true,
+        text,
+        problem
+      });
+      const result = await this._show(
+        new Dialog({
+          title: code ? 'Edit the agent’s code' : 'Edit the call’s arguments',
+          body,
+          buttons: [
+            Dialog.cancelButton({ label: 'Skip' }),
+            Dialog.okButton({ label: 'Run edited' })
+          ],
+          focusNodeSelector: 'textarea'
+        })
+      );
+      if (result === null) {
+        return null;
+      }
+      if (!result.button.accept) {
+        return { action: 'skip', reason: '' };
+      }
+      text = body.text.value;
+      problem = editProblem(this._question.subject, text) ?? undefined;
+      if (problem === undefined) {
+        return { action: 'edit', text };
+      }
     }
-    if (!result.button.accept) {
-      return { action: 'skip', code: this._request.code };
-    }
-    const code = body.node.querySelector('textarea')?.value ?? this._request.code;
-    return { action: 'edit', code };
   }
 
+  /**
+   * Show one dialog; null when cancelled. Enter in the skip reason field
+   * skips: the dialog would otherwise take it for its default button, Run.
+   */
   private async _show(
-    dialog: Dialog<unknown>
+    dialog: Dialog<unknown>,
+    reason: HTMLInputElement | null = null
   ): Promise<Dialog.IResult<unknown> | null> {
     if (this._cancelled) {
       dialog.dispose();
       return null;
     }
+    // Capturing at the document runs before the dialog's own key handling.
+    const skipOnEnter = (event: KeyboardEvent) => {
+      if (reason !== null && event.key === 'Enter' && event.target === reason) {
+        event.preventDefault();
+        event.stopPropagation();
+        dialog.resolve(SKIP);
+      }
+    };
+    document.addEventListener('keydown', skipOnEnter, true);
     this._current = dialog;
     try {
       const result = await dialog.launch();
       return this._cancelled ? null : result;
     } finally {
+      document.removeEventListener('keydown', skipOnEnter, true);
       this._current = null;
       dialog.dispose();
     }
   }
 
-  private _request: IApprovalRequest;
+  private _question: IApprovalQuestion;
   private _current: Dialog<unknown> | null = null;
   private _cancelled = false;
 }

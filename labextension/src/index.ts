@@ -11,6 +11,8 @@ import {
 import type { Kernel, KernelMessage } from '@jupyterlab/services';
 
 import { decorateCells } from './badge';
+import { followCallLinks } from './calllinks';
+import { replyHello, sayHello } from './hello';
 import { COMM_TARGET, IRunStarted, K2Message } from './protocol';
 import { K2Run } from './run';
 
@@ -41,12 +43,15 @@ class NotebookBinding {
       );
     });
     panel.disposed.connect(() => this._endRuns());
+    followCallLinks(panel.node, panel.content);
   }
 
   /**
-   * Register the comm target on the notebook's kernel connection. The
-   * registration outlives kernel restarts (same connection); a kernel change
-   * brings a new connection, registered here once.
+   * Register the comm target on the notebook's kernel connection and say
+   * hello to the kernel. The registration outlives kernel restarts (same
+   * connection), the kernel's memory of the hello does not: it is said again
+   * once a restarted kernel is idle. A kernel change brings a new connection,
+   * registered here once.
    */
   private _connectKernel(): void {
     const kernel = this._panel.sessionContext.session?.kernel;
@@ -57,13 +62,19 @@ class NotebookBinding {
     kernel.registerCommTarget(COMM_TARGET, (comm, msg) =>
       this._openRun(kernel, comm, msg)
     );
+    sayHello(kernel);
+    let restarted = false;
     kernel.statusChanged.connect((_, status) => {
       if (
         status === 'restarting' ||
         status === 'autorestarting' ||
         status === 'dead'
       ) {
+        restarted = status !== 'dead';
         this._endRuns();
+      } else if (status === 'idle' && restarted) {
+        restarted = false;
+        sayHello(kernel);
       }
     });
   }
@@ -83,6 +94,7 @@ class NotebookBinding {
       // its outputs stay where they are.
       return;
     }
+    replyHello(comm);
     const run = new K2Run(this._panel, kernel, cell, parentId, start);
     this._runs.add(run);
     comm.onMsg = message => {

@@ -2,13 +2,27 @@ import type * as nbformat from '@jupyterlab/nbformat';
 import type { IOutputAreaModel } from '@jupyterlab/outputarea';
 import type { KernelMessage } from '@jupyterlab/services';
 
+/** The part of an output area model the router writes to. */
+export type OutputList = Pick<
+  IOutputAreaModel,
+  'add' | 'set' | 'clear' | 'length'
+>;
+
+/** The fields of an iopub output message's content the router reads. */
+interface IOutputContent {
+  data?: nbformat.IMimeBundle;
+  metadata?: { k2nb?: unknown } & nbformat.OutputMetadata;
+  transient?: { display_id?: string };
+  wait?: boolean;
+}
+
 /**
  * Writes a stream of iopub output messages into an output area model, the way
  * an OutputArea does for its own execution (streams merge, clear_output with
  * wait, display updates by display_id).
  */
 export class OutputRouter {
-  constructor(outputs: IOutputAreaModel) {
+  constructor(outputs: OutputList) {
     this._outputs = outputs;
   }
 
@@ -21,8 +35,8 @@ export class OutputRouter {
    */
   route(msg: KernelMessage.IIOPubMessage): boolean {
     const msgType = msg.header.msg_type;
-    const content = msg.content as Record<string, any>;
-    const displayId = content.transient?.display_id as string | undefined;
+    const content = msg.content as IOutputContent;
+    const displayId = content.transient?.display_id;
     if (content.metadata?.k2nb !== undefined) {
       return false;
     }
@@ -35,9 +49,12 @@ export class OutputRouter {
           this._displays.clear();
           this._clearPending = false;
         }
-        const output = { ...content, output_type: msgType } as nbformat.IOutput;
-        delete (output as any).transient;
-        const length = this._outputs.add(output);
+        const output: Record<string, unknown> = {
+          ...content,
+          output_type: msgType
+        };
+        delete output.transient; // part of the message, not of the saved output
+        const length = this._outputs.add(output as nbformat.IOutput);
         if (displayId && msgType !== 'stream' && msgType !== 'error') {
           const indices = this._displays.get(displayId) ?? [];
           indices.push(length - 1);
@@ -75,7 +92,7 @@ export class OutputRouter {
     }
   }
 
-  private _outputs: IOutputAreaModel;
+  private _outputs: OutputList;
   private _displays = new Map<string, number[]>();
   private _clearPending = false;
 }

@@ -1,11 +1,6 @@
 /**
- * The messages the kernel (k2nb/ui/frontend.py) sends on comm target `k2nb`.
- *
- * One comm per `%%k2` run: opened with `run_started`, then one pair of
- * `tool_call_started` / `tool_call_finished` per code_interpreter call (an
- * `approval_request` before a call when the kernel asks first), then
- * `run_finished` and a comm close. Every message travels on iopub with the
- * `%%k2` cell's execute request as parent, in order with the tool's outputs.
+ * Types of the messages between the kernel and this extension on comm target
+ * `k2nb`. The protocol is described once, in docs/comm-protocol.md.
  */
 
 /** The comm target name, shared with the kernel. */
@@ -13,6 +8,16 @@ export const COMM_TARGET = 'k2nb';
 
 /** The protocol version this extension speaks. */
 export const PROTOCOL_VERSION = 1;
+
+/** What the extension can do, announced in its hello. */
+export const FEATURES = ['real_cells', 'approval_dialog'] as const;
+
+/** The extension's hello to the kernel (frontend to kernel). */
+export interface IHello {
+  type: 'hello';
+  version: number;
+  features: string[];
+}
 
 export interface IRunStarted {
   type: 'run_started';
@@ -40,17 +45,24 @@ export interface IToolCallFinished {
   run_id: string;
   call_id: string;
   execution_count: number | null;
-  /** `ok`, `error` or `interrupted`. */
+  /** `ok`, `error`, `timeout`, `interrupted` or `skipped` (the cell goes away). */
   status: string;
 }
 
-/** Sent just before the kernel asks, on stdin, whether to run this code. */
+/** Sent just before the kernel asks, on stdin, whether to make this call. */
 export interface IApprovalRequested {
   type: 'approval_request';
   run_id: string;
   step: number;
   call_id: string;
-  code: string;
+  /** The tool; absent means `code_interpreter`. */
+  name?: string;
+  /** The code of a code_interpreter call. */
+  code?: string;
+  /** The call's JSON arguments, as text. */
+  arguments?: string;
+  /** Why the call was flagged. */
+  reasons?: string[];
 }
 
 export interface IRunFinished {
@@ -74,6 +86,11 @@ export interface IK2CellMetadata {
   model: string;
   /** The id of the `%%k2` cell that produced this cell. */
   source_cell: string;
+}
+
+/** The hello this extension sends. */
+export function hello(): IHello {
+  return { type: 'hello', version: PROTOCOL_VERSION, features: [...FEATURES] };
 }
 
 /** Read `metadata.k2nb` from a cell's metadata, if it is there and well formed. */

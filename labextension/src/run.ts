@@ -4,15 +4,11 @@ import type { ICodeCellModel } from '@jupyterlab/cells';
 import type { NotebookPanel } from '@jupyterlab/notebook';
 import { type Kernel, KernelMessage } from '@jupyterlab/services';
 
-import {
-  ApprovalDialog,
-  ApprovalPrompt,
-  IApprovalRequest,
-  approvalPrompt,
-  textAnswer
-} from './approval';
+import { approvalAnswer, approvalCallId, approvalSubject } from './answers';
+import { ApprovalDialog } from './approval';
 import { OutputRouter } from './outputs';
 import {
+  IApprovalRequested,
   IK2CellMetadata,
   IRunStarted,
   IToolCallFinished,
@@ -24,8 +20,6 @@ import {
 /** The tool call whose outputs are being routed into its own cell. */
 interface IActiveCall {
   callId: string;
-  step: number;
-  code: string;
   cellId: string;
   /** Where the next call's cell went before this one: back there if it is skipped. */
   previousAnchorId: string;
@@ -124,7 +118,7 @@ export class K2Run {
 
   /**
    * Answer the kernel's approval prompts (stdin input requests, see
-   * `approvalPrompt`) with a dialog instead of the output area's text box.
+   * `approvalCallId`) with a dialog instead of the output area's text box.
    * Any other input request goes to the output area as usual.
    */
   private _answerApprovalsFromDialogs(
@@ -136,17 +130,10 @@ export class K2Run {
     const showInOutputArea = future.onStdin;
     future.onStdin = (msg: KernelMessage.IStdinMessage) => {
       if (KernelMessage.isInputRequestMsg(msg) && !msg.content.password) {
-        const prompt = msg.content.prompt;
-        const followUp = this._followUp;
-        if (followUp && prompt.startsWith(followUp.prompt)) {
-          this._followUp = null;
-          this._reply(followUp.value, msg);
-          return;
-        }
-        const kind = approvalPrompt(prompt);
-        if (kind !== null) {
+        const callId = approvalCallId(msg.content.prompt);
+        if (callId !== null) {
           // Not awaited: the kernel's next messages must keep flowing meanwhile.
-          void this._askApproval(kind, msg).then(answered => {
+          void this._askApproval(callId, msg).then(answered => {
             if (!answered && !this._ended) {
               showInOutputArea(msg);
             }
@@ -160,50 +147,44 @@ export class K2Run {
 
   /** Show the dialog and reply; false if there was nothing to ask about. */
   private async _askApproval(
-    kind: ApprovalPrompt,
+    callId: string,
     msg: KernelMessage.IInputRequestMsg
   ): Promise<boolean> {
     // The prompt (stdin) may overtake the comm message (iopub) announcing what
     // it is about: give that message a moment to arrive.
-    const find = (): IApprovalRequest | null => {
-      if (kind.kind === 'json') {
-        return this._approvalRequests.get(kind.callId) ?? null;
-      }
-      const active = this._active;
-      return active ? { step: active.step, call_id: active.callId, code: active.code } : null;
-    };
     const deadline = Date.now() + 5000;
-    while (!find() && !this._ended && Date.now() < deadline) {
+    while (
+      !this._approvalRequests.has(callId) &&
+      !this._ended &&
+      Date.now() < deadline
+    ) {
       await new Promise<void>(resolve => {
         this._approvalArrived = resolve;
         setTimeout(resolve, 250);
       });
     }
-    const request = find();
+    const request = this._approvalRequests.get(callId);
     if (!request || this._ended) {
       return false;
     }
-    if (kind.kind === 'json') {
-      this._approvalRequests.delete(kind.callId);
-    }
-    const dialog = (this._dialog = new ApprovalDialog(request));
-    const reply = await dialog.ask();
+    this._approvalRequests.delete(callId);
+    const subject = approvalSubject(request);
+    const dialog = (this._dialog = new ApprovalDialog({
+      step: request.step,
+      subject,
+      reasons: request.reasons ?? []
+    }));
+    const decision = await dialog.ask();
     if (this._dialog === dialog) {
       this._dialog = null;
     }
-    if (reply === null || this._ended || this._kernel.isDisposed) {
+    if (decision === null || this._ended || this._kernel.isDisposed) {
       return true; // the run ended while asking: nobody is waiting any more
     }
-    if (reply.action === 'edit') {
-      this._showEditedCode(request.call_id, reply.code);
+    if (decision.action === 'edit' && subject.kind === 'code') {
+      this._showEditedCode(callId, decision.text);
     }
-    if (kind.kind === 'json') {
-      this._reply(JSON.stringify(reply), msg);
-    } else {
-      const { answer, followUp } = textAnswer(reply);
-      this._followUp = followUp;
-      this._reply(answer, msg);
-    }
+    this._reply(approvalAnswer(subject, decision), msg);
     return true;
   }
 
@@ -271,14 +252,11 @@ export class K2Run {
     this._kernel.registerMessageHook(this._parentMsgId, hook);
     this._active = {
       callId: message.call_id,
-      step: message.step,
-      code: message.code,
       cellId: cellModel.id,
       previousAnchorId: this._anchorId,
       hook
     };
     this._anchorId = cellModel.id;
-    this._approvalArrived?.();
   }
 
   private _finishCall(message: IToolCallFinished): void {
@@ -330,7 +308,7 @@ export class K2Run {
     shared.insertCell(index, {
       cell_type: 'code',
       source: message.code,
-      metadata: { k2nb: metadata as any }
+      metadata: { k2nb: { ...metadata } }
     });
     return notebookModel.cells.get(index) as ICodeCellModel;
   }
@@ -365,7 +343,9 @@ export class K2Run {
     }
     return shared.cells
       .filter(cell => {
-        const meta = readK2Metadata(cell.getMetadata() as Record<string, unknown>);
+        const meta = readK2Metadata(
+          cell.getMetadata() as Record<string, unknown>
+        );
         return (
           meta !== null &&
           meta.source_cell === this._sourceCellId &&
@@ -404,7 +384,9 @@ export class K2Run {
     if (!shared) {
       return;
     }
-    const doomed = new Set(this._previousRunCells().filter(id => previous.includes(id)));
+    const doomed = new Set(
+      this._previousRunCells().filter(id => previous.includes(id))
+    );
     shared.transact(() => {
       for (let i = shared.cells.length - 1; i >= 0; i--) {
         if (doomed.has(shared.cells[i].id)) {
@@ -420,8 +402,7 @@ export class K2Run {
   private _sourceCellId: string;
   private _anchorId: string;
   private _active: IActiveCall | null = null;
-  private _approvalRequests = new Map<string, IApprovalRequest>();
-  private _followUp: { prompt: string; value: string } | null = null;
+  private _approvalRequests = new Map<string, IApprovalRequested>();
   private _approvalArrived: (() => void) | null = null;
   private _dialog: ApprovalDialog | null = null;
   private _ended = false;
