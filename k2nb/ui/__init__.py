@@ -70,6 +70,4 @@ def view_factory(settings: Any, shell: Any = None) -> View:
     Put it before the lab-extension bridge, so that each call's block is displayed before the
     extension starts moving that call's outputs into their own cell.
     """
-    return make_view(
-        int(getattr(settings, "max_steps", 50)), bool(getattr(settings, "quiet", False))
-    )
+    return make_view(settings.max_steps, settings.quiet)

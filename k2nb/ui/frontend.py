@@ -161,7 +161,7 @@ class FrontendBridge:
             "run_id": event.run_id,
             "call_id": event.call.id,
             "execution_count": event.execution_count,
-            "status": getattr(event, "status", "error" if event.is_error else "ok"),
+            "status": event.status,
         })
 
     def _approval_requested(self, event: ev.ApprovalRequested) -> None:
@@ -190,4 +190,4 @@ def view_factory(settings: Any, shell: Any) -> FrontendBridge | None:
     """For ``Session.views``: a bridge per run when a kernel can reach a frontend."""
     if not _kernel_present():
         return None
-    return FrontendBridge(getattr(settings, "model", "") or "")
+    return FrontendBridge(settings.model)

@@ -260,7 +260,7 @@ _STATUS_WORDS = {"timeout": "timed out", "timed_out": "timed out"}
 
 def call_status(event: ToolCallFinished) -> str:
     """ok / error / timed out / skipped / interrupted, as the user should read it."""
-    explicit = str(getattr(event, "status", "") or "")
+    explicit = event.status
     if explicit and not (explicit == "ok" and event.is_error):
         return _STATUS_WORDS.get(explicit, explicit)
     if not event.is_error:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...core.messages import SystemMessage, Usage
+from ...core.messages import AssistantMessage, SystemMessage, Usage
 from ...core.backend import BackendError, ModelRequest, StepResult, StreamItem
 from .loading import LoadReport, load_local_model, require_local_stack
 
@@ -136,7 +136,8 @@ class LocalBackend:
         parser = self.format.parser(
             tool_names=[t.get("function", {}).get("name") for t in request.tools],
             starts_in_reasoning=text.rstrip().endswith("<think>"),
-            call_offset=sum(len(getattr(m, "tool_calls", [])) for m in request.messages),
+            call_offset=sum(len(m.tool_calls) for m in request.messages
+                            if isinstance(m, AssistantMessage)),
         )
         room = self._context_room(len(prompt_ids))
         cache, reused = self._cache_for(prompt_ids)
@@ -206,8 +207,7 @@ class LocalBackend:
     def render(self, request: ModelRequest) -> tuple[list[int], str]:
         """The prompt's token ids and text, through the tokenizer's chat template."""
         messages = list(request.messages)
-        addendum = getattr(self.format, "system_addendum", None)
-        extra = addendum(request.tools) if addendum else ""
+        extra = self.format.system_addendum(request.tools)
         if extra:
             if messages and isinstance(messages[0], SystemMessage):
                 messages[0] = SystemMessage(f"{messages[0].content}\n\n{extra}")

@@ -52,6 +52,10 @@ class ToolCallFormat(Protocol):
 
     def template_tools(self, tools: list[dict[str, Any]]) -> list[dict[str, Any]] | None: ...
 
+    def system_addendum(self, tools: list[dict[str, Any]]) -> str:
+        """Text added to the system prompt (formats whose tools are not in the template)."""
+        ...
+
 
 @dataclass
 class CallDraft:

@@ -108,3 +108,6 @@ class HermesFormat:
 
     def template_tools(self, tools: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
         return tools or None
+
+    def system_addendum(self, tools: list[dict[str, Any]]) -> str:
+        return ""  # the chat template declares the tools

@@ -144,6 +144,9 @@ class K2Format:
     def template_tools(self, tools: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
         return tools or None
 
+    def system_addendum(self, tools: list[dict[str, Any]]) -> str:
+        return ""  # the chat template declares the tools
+
 
 #: A chat template that renders K2_PROTOCOL.md §3 exactly (used by the tiny test model; real K2
 #: checkpoints ship their own). Turns up to the last answer without tool calls get an empty
