@@ -29,6 +29,7 @@ class ApiBackend:
     """Streams steps from an OpenAI-compatible ``/chat/completions`` endpoint."""
 
     name = "api"
+    context_window = None  # not reported by the API: the context_window setting applies
 
     def __init__(
         self,

@@ -28,6 +28,7 @@ class ReplayBackend:
     """
 
     name = "replay"
+    context_window = None
 
     def __init__(self, record: Run, *, chunk_chars: int = 64, pace: float = 0.0,
                  name: str = "replay", sleep: Any = time.sleep):

@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Protocol, Union, runtime_checkable
 
-from .events import ContentDelta, ReasoningDelta, StreamDelta, ToolCallDelta
+from .events import ContentDelta, GenerationProgress, ReasoningDelta, StreamDelta, ToolCallDelta
 from .messages import AssistantMessage, Message, Usage
 
-__all__ = ["Backend", "BackendError", "ContentDelta", "ModelRequest", "ReasoningDelta",
-           "StepResult", "StreamDelta", "StreamItem", "ToolCallDelta"]
+__all__ = ["Backend", "BackendError", "ContentDelta", "GenerationProgress", "ModelRequest",
+           "ReasoningDelta", "StepResult", "StreamDelta", "StreamItem", "ToolCallDelta"]
 
 
 @dataclass
@@ -26,6 +26,9 @@ class ModelRequest:
     tools: list[dict[str, Any]]  # OpenAI "function" tool declarations, $refs inlined
     max_tokens: int
     temperature: float
+    #: "step" for an agent step; "compaction" for the tool-less side request that summarises
+    #: older steps when the context window fills up (a replay answers it from its recording).
+    purpose: str = "step"
 
 
 @dataclass
@@ -43,7 +46,7 @@ class StepResult:
     type: str = "step_result"
 
 
-StreamItem = Union[ReasoningDelta, ContentDelta, ToolCallDelta, StepResult]
+StreamItem = Union[ReasoningDelta, ContentDelta, ToolCallDelta, GenerationProgress, StepResult]
 
 
 @runtime_checkable
@@ -54,6 +57,9 @@ class Backend(Protocol):
     name: str
     #: The model id as the user configured it.
     model: str
+    #: Tokens the model's window holds, when the backend knows it (a local model's config);
+    #: None: the ``context_window`` setting applies.
+    context_window: int | None
 
     def stream(self, request: ModelRequest) -> Iterator[StreamItem]:
         """Yield deltas as they arrive, then one :class:`StepResult`.

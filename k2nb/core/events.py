@@ -21,6 +21,10 @@ class RunStarted:
     model: str
     backend: str
     transcript_path: str | None
+    #: Tokens the model's window holds (for the header's "ctx 143k / 262k"), when known.
+    context_window: int | None = None
+    #: Earlier turns of the conversation this run was given.
+    history_turns: int = 0
     type: str = "run_started"
 
 
@@ -67,6 +71,21 @@ class ToolCallDelta:
     run_id: str = ""
     step: int = 0
     type: str = "tool_call_delta"
+
+
+@dataclass
+class GenerationProgress:
+    """A model generating in the kernel reports how far it got: tokens generated in this step so
+    far, the rate, and the step's budget — so the view can count even when no text can be shown
+    yet (thinking inside a tool call, a long call's arguments). Backends yield it without a run;
+    the loop stamps it like a delta."""
+
+    tokens: int
+    tokens_per_s: float
+    budget: int
+    run_id: str = ""
+    step: int = 0
+    type: str = "generation_progress"
 
 
 StreamDelta = Union[ReasoningDelta, ContentDelta, ToolCallDelta]
@@ -128,6 +147,21 @@ class ApprovalRequested:
 
 
 @dataclass
+class ContextCompacted:
+    """The context window filled up: steps ``first``–``last`` of this run were replaced by
+    ``summary`` (written by the model in a side request) before step ``step``."""
+
+    run_id: str
+    step: int
+    first: int
+    last: int
+    summary: str
+    tokens_before: int
+    tokens_after: int
+    type: str = "context_compacted"
+
+
+@dataclass
 class Notice:
     """Something the user should know that is not model output (retries, budgets, repairs)."""
 
@@ -157,10 +191,12 @@ Event = Union[
     ReasoningDelta,
     ContentDelta,
     ToolCallDelta,
+    GenerationProgress,
     StepFinished,
     ToolCallStarted,
     ToolCallFinished,
     ApprovalRequested,
+    ContextCompacted,
     Notice,
     RunFinished,
 ]

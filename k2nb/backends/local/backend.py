@@ -109,6 +109,9 @@ class LocalBackend:
                 f"{model} has no chat template: the local backend needs an instruct/chat model."
             )
         self.format = get_format(tool_format) if tool_format else detect_format(self.tokenizer)
+        #: The model's own window (its config), which bounds the conversation.
+        self.context_window: int | None = getattr(self.lm.config, "max_position_embeddings",
+                                                  None)
         self.temperature = temperature
         self.top_p = top_p
         self.reuse_cache = reuse_cache
