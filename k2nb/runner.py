@@ -26,7 +26,7 @@ from .runs.transcript import Transcript
 from .session import Session, default_shell
 from .tools.catalog import build_tools
 from .tools.interpreter.code_interpreter import CodeInterpreter
-from .tools.interpreter.history import current_cell, user_cells
+from .tools.interpreter.history import current_cell, history_session, user_cells
 from .tools.interpreter.namespace import describe_namespace
 from .tools.observation import OutputStore, secret_values
 from .tools.registry import Toolbox
@@ -88,14 +88,15 @@ class TurnContext:
 
 def _turn(shell: Any, settings: Any, conversation: Conversation) -> TurnContext:
     count, cell_id = current_cell(shell)
+    conversation.follow(history_session(shell))
     if settings.new:
-        conversation.clear(after_count=count - 1 if count else None)
+        conversation.clear()
     secrets = tuple(s for s in (settings.api_key, *secret_values()) if s)
-    if settings.history_turns > 0:
+    cells, omitted = [], 0
+    if settings.history_turns > 0 and conversation.last_count is not None:
+        # The user's own work since the previous turn (none before the first one).
         cells, omitted = user_cells(shell, conversation.last_count, count,
                                     conversation.agent_counts(), secrets)
-    else:
-        cells, omitted = [], 0
     return TurnContext(conversation, conversation.history(settings.history_turns, cell_id),
                        cells, omitted, count, cell_id)
 

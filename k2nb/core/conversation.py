@@ -109,9 +109,9 @@ class Conversation:
 
     def __init__(self, turns: list[Turn] | None = None):
         self.turns: list[Turn] = list(turns or [])
-        #: ``In[n]`` before which the user's own cells are not part of this conversation (set
-        #: by ``%k2 new``: a new conversation does not carry what came before it).
-        self.started_after: int | None = None
+        #: The kernel's history session the turns belong to: ``In[n]`` numbers restart with a
+        #: new one (``%reset``), and so does the conversation.
+        self.history_session: int | None = None
 
     def __len__(self) -> int:
         return len(self.turns)
@@ -134,17 +134,21 @@ class Conversation:
             self.turns = [t for t in self.turns if t.cell_id != turn.cell_id]
         self.turns.append(turn)
 
-    def clear(self, after_count: int | None = None) -> None:
-        """Start over: no turns, and no user cells up to ``In[after_count]``."""
+    def clear(self) -> None:
+        """Start over (``%k2 new``, ``%%k2 --new``): the next run carries no earlier turns, nor
+        the user's cells run before it."""
         self.turns = []
-        self.started_after = after_count
+
+    def follow(self, history_session: int | None) -> None:
+        """Start over when the kernel's history session changed (``In`` numbers restarted)."""
+        if self.history_session is not None and history_session != self.history_session:
+            self.clear()
+        self.history_session = history_session
 
     @property
     def last_count(self) -> int | None:
-        """The last ``In[n]`` any turn used, or where the conversation started."""
+        """The last ``In[n]`` any turn used (the user's own cells come after it)."""
         counts = [t.last_count for t in self.turns if t.last_count is not None]
-        if self.started_after is not None:
-            counts.append(self.started_after)
         return max(counts) if counts else None
 
     def agent_counts(self) -> set[int]:
@@ -153,13 +157,11 @@ class Conversation:
                 if c is not None}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"turns": [t.to_dict() for t in self.turns], "started_after": self.started_after}
+        return {"turns": [t.to_dict() for t in self.turns]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Conversation:
-        conversation = cls([Turn.from_dict(t) for t in data.get("turns") or []])
-        conversation.started_after = data.get("started_after")
-        return conversation
+        return cls([Turn.from_dict(t) for t in data.get("turns") or []])
 
 
 def head(text: str, limit: int) -> str:

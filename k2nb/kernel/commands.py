@@ -287,9 +287,8 @@ def history_text(shell: Any, conversation: Conversation, settings: Any) -> str:
             lines.append("      after your cells " + ", ".join(
                 f"In [{c.count}]" for c in turn.user_cells))
     count, _ = current_cell(shell)
-    cells, _ = user_cells(shell, conversation.last_count, (count or 0) + 1,
-                          conversation.agent_counts())
-    cells = [c for c in cells if c.count != count]  # not this %k2 history cell
+    cells, _ = ([], 0) if conversation.last_count is None else user_cells(
+        shell, conversation.last_count, count, conversation.agent_counts())
     if settings.history_turns and cells:
         lines.append("Your cells run since the last turn, carried too: "
                      + ", ".join(f"In [{c.count}]" for c in cells))
@@ -298,8 +297,7 @@ def history_text(shell: Any, conversation: Conversation, settings: Any) -> str:
 
 def handle_new(ctx: Context, args: NewArgs) -> None:
     """``%k2 new``: the next ``%%k2`` cell starts a new conversation."""
-    count, _ = current_cell(ctx.shell)
-    ctx.session.conversation.clear(after_count=count)
+    ctx.session.conversation.clear()
     print("New conversation: the next %%k2 cell carries no earlier turns or cells.")
 
 

@@ -36,6 +36,12 @@ def current_cell(shell: Any) -> tuple[int | None, str | None]:
     return count, cell_id
 
 
+def history_session(shell: Any) -> int | None:
+    """The number of the shell's history session (a new one starts with ``%reset``)."""
+    manager = getattr(shell, "history_manager", None)
+    return getattr(manager, "session_number", None)
+
+
 def user_cells(shell: Any, after: int | None, before: int | None, skip: Collection[int],
                secrets: tuple[str, ...] = ()) -> tuple[list[UserCell], int]:
     """The user's own cells with counts in (``after``, ``before``), not in ``skip`` and not
