@@ -62,7 +62,8 @@ def run(prompt: str, *, backend: Backend | None = None, shell: Any = None,
     source = _source(session, settings, prompt, backend, plan_given)
     if source.plan is None and settings.heavy and backend is None:
         return run_heavy(prompt, settings, _heavy_parts(shell, prompt, options, subscribers))
-    turn = _turn(shell, settings, conversation or session.conversation)
+    turn = _turn(shell, settings,
+                 conversation if conversation is not None else session.conversation)
     return _execute(session, settings, shell, prompt, source, subscribers or [], views, turn)
 
 
