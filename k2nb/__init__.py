@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .core.conversation import Conversation, Turn
 from .core.run import Run, Step, ToolCallRecord, ToolCallResult
 from .runner import run
 from .session import Session
@@ -15,9 +16,9 @@ from .tools.registry import FunctionTool
 from .tools.web import SearchProvider, SearchResult, check_provider
 
 __version__ = "0.1.0"
-__all__ = ["FunctionTool", "Run", "SearchResult", "Session", "Step", "ToolCallRecord",
-           "ToolCallResult", "load_ipython_extension", "run", "set_search_provider", "tool",
-           "user_tools"]
+__all__ = ["Conversation", "FunctionTool", "Run", "SearchResult", "Session", "Step",
+           "ToolCallRecord", "ToolCallResult", "Turn", "load_ipython_extension", "run",
+           "set_search_provider", "tool", "user_tools"]
 
 
 def tool(func: Any = None, *, name: str | None = None, side_effects: bool = False) -> Any:

@@ -19,7 +19,6 @@ import json
 import os
 import re
 import shlex
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,8 +130,11 @@ OPTIONS: tuple[Option, ...] = (
            metavar="FIELD"),
     Option("observation_chars", int, 8_000, "characters of each output the model reads "
            "(head and tail)", limits=(200, 1_000_000)),
-    Option("context_window", int, CONTEXT_WINDOW, "the model's window in tokens; older outputs "
-           "are hidden past 80% of it", limits=(1_000, 10_000_000)),
+    Option("context_window", int, CONTEXT_WINDOW, "the model's window in tokens (a local "
+           "model's own config wins); when a request would not fit, earlier turns shrink, older "
+           "outputs are hidden, then older steps are summarised", limits=(1_000, 10_000_000)),
+    Option("history_turns", int, 20, "earlier turns of the kernel's conversation each run "
+           "carries; 0 = each cell alone", limits=(0, 10_000)),
     Option("max_retries", int, 4, "retries of 429/5xx (Retry-After honoured)", limits=(0, 20)),
     Option("search", str, "auto", "web_search provider: auto (a provider set with "
            "k2nb.set_search_provider, else DuckDuckGo), moonshot, duckduckgo, searxng:URL, none"),
@@ -161,6 +163,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("concurrency", int, None, "heavy mode: trajectories at once (default min(N, 4); "
            "Moonshot's lowest tier allows 1)", flag="--concurrency", config=False,
            limits=(1, 16), metavar="C", shown=False),
+    Option("new", bool, False, "start a new conversation: carry no earlier turns or cells",
+           flag="--new", config=False, shown=False),
     Option("out", str, None, "also store the run in this variable", flag="--out", short="-o",
            config=False, metavar="VAR", shown=False),
     Option("quiet", bool, False, "show only the answer", flag="--quiet", short="-q",

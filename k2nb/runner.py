@@ -11,10 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .agent.context import user_cells_text
 from .agent.loop import Agent, Budgets, new_run_id
 from .agent.prompt import system_prompt
 from .backends import choice
 from .core.backend import Backend, BackendError
+from .core.conversation import Conversation, Turn, UserCell
 from .core.events import Subscriber
 from .core.run import Run
 from .heavy import HeavyParts, run_heavy
@@ -24,6 +26,7 @@ from .runs.transcript import Transcript
 from .session import Session, default_shell
 from .tools.catalog import build_tools
 from .tools.interpreter.code_interpreter import CodeInterpreter
+from .tools.interpreter.history import current_cell, history_session, user_cells
 from .tools.interpreter.namespace import describe_namespace
 from .tools.observation import OutputStore, secret_values
 from .tools.registry import Toolbox
@@ -32,7 +35,7 @@ from .tools.safety.approval import Approval, stdin_available
 
 def run(prompt: str, *, backend: Backend | None = None, shell: Any = None,
         subscribers: list[Subscriber] | None = None, replay: Any = None, views: bool = True,
-        **options: Any) -> Run:
+        conversation: Conversation | None = None, **options: Any) -> Run:
     """Run the agent on ``prompt`` in the live IPython namespace and return the :class:`Run`.
 
     Options are those of ``%%k2`` (:data:`k2nb.options.OPTIONS`: ``model``, ``base_url``,
@@ -43,6 +46,10 @@ def run(prompt: str, *, backend: Backend | None = None, shell: Any = None,
     ``replay``: None (replay a recorded run of this prompt only when no backend is configured,
     or when ``K2NB_REPLAY=1``), True, False, or a run id to replay (see :mod:`k2nb.runs.replay`).
     ``views=False`` shows nothing (the run is still returned and written to its transcript).
+
+    ``conversation``: the :class:`~k2nb.core.conversation.Conversation` this run continues and
+    joins as a turn (default: the kernel's, which ``%%k2`` cells share); ``run.conversation`` is
+    it. ``new=True`` (``%%k2 --new``) starts it over.
     """
     if isinstance(backend, str):  # k2nb.run(..., backend="local"): the setting, not an object
         options["backend"], backend = backend, None
@@ -55,7 +62,44 @@ def run(prompt: str, *, backend: Backend | None = None, shell: Any = None,
     source = _source(session, settings, prompt, backend, plan_given)
     if source.plan is None and settings.heavy and backend is None:
         return run_heavy(prompt, settings, _heavy_parts(shell, prompt, options, subscribers))
-    return _execute(session, settings, shell, prompt, source, subscribers or [], views)
+    turn = _turn(shell, settings,
+                 conversation if conversation is not None else session.conversation)
+    return _execute(session, settings, shell, prompt, source, subscribers or [], views, turn)
+
+
+@dataclass
+class TurnContext:
+    """What a run carries of its conversation: the earlier turns, the user's own cells since the
+    last one, and the cell that runs it."""
+
+    conversation: Conversation
+    history: list[Turn]
+    cells: list[UserCell]
+    omitted_cells: int
+    execution_count: int | None
+    cell_id: str | None
+
+    def join(self, run: Run) -> None:
+        """Add the finished ``run`` to the conversation as its newest turn."""
+        run.history, run.conversation = self.history, self.conversation
+        self.conversation.add(run.as_turn(user_cells=self.cells,
+                                          execution_count=self.execution_count,
+                                          cell_id=self.cell_id))
+
+
+def _turn(shell: Any, settings: Any, conversation: Conversation) -> TurnContext:
+    count, cell_id = current_cell(shell)
+    conversation.follow(history_session(shell))
+    if settings.new:
+        conversation.clear()
+    secrets = tuple(s for s in (settings.api_key, *secret_values()) if s)
+    cells, omitted = [], 0
+    if settings.history_turns > 0 and conversation.last_count is not None:
+        # The user's own work since the previous turn (none before the first one).
+        cells, omitted = user_cells(shell, conversation.last_count, count,
+                                    conversation.agent_counts(), secrets)
+    return TurnContext(conversation, conversation.history(settings.history_turns, cell_id),
+                       cells, omitted, count, cell_id)
 
 
 @dataclass
@@ -87,27 +131,32 @@ def _source(session: Session, settings: Any, prompt: str, backend: Backend | Non
 
 
 def _execute(session: Session, settings: Any, shell: Any, prompt: str, source: Source,
-             subscribers: list[Subscriber], views: bool) -> Run:
+             subscribers: list[Subscriber], views: bool, turn: TurnContext) -> Run:
     approval = _approval(settings, shell)
     store = OutputStore()
     secrets = tuple(s for s in (settings.api_key, *secret_values()) if s)
     toolbox = _toolbox(session, settings, shell, store, secrets, source.plan)
     run_id = new_run_id()
-    transcript = _transcript(settings, run_id, source, toolbox)
+    transcript = _transcript(settings, run_id, source, toolbox, turn)
     shown = session.make_views(settings) if views else []
     check = replay_mode.ReplayCheck(source.plan) if source.plan else None
+    namespace = describe_namespace(shell.user_ns, set(getattr(shell, "user_ns_hidden", ())))
     agent = Agent(
         backend=source.backend, toolbox=toolbox,
-        system_prompt=system_prompt(describe_namespace(shell.user_ns), settings.instructions),
+        system_prompt=system_prompt(namespace, settings.instructions),
         budgets=Budgets(settings.max_steps, settings.max_tokens, settings.temperature,
-                        context_window=settings.context_window),
+                        context_window=_window(source.backend, settings)),
         subscribers=[transcript, *shown, *subscribers, *([check] if check else [])],
-        approval=approval)
+        approval=approval,
+        schedule={c.step: c for c in source.plan.record.compactions} if source.plan else None)
     try:
         result = agent.run(prompt, run_id=run_id, transcript_path=str(transcript.path),
+                           history=turn.history, preface=user_cells_text(turn.cells,
+                                                                         turn.omitted_cells),
                            notices=source.notices)
         if source.plan is not None and check is not None:
             result.replay, result.replay_of = check.report, source.plan.record.run_id
+        turn.join(result)
         return result
     finally:
         transcript.close()
@@ -116,6 +165,12 @@ def _execute(session: Session, settings: Any, shell: Any, prompt: str, source: S
                 view.close()
             except Exception:
                 pass
+
+
+def _window(backend: Backend, settings: Any) -> int:
+    """A local model's own window, else the ``context_window`` setting."""
+    # getattr: backends written before the attribute existed are still welcome
+    return getattr(backend, "context_window", None) or settings.context_window
 
 
 def _approval(settings: Any, shell: Any) -> Approval | None:
@@ -139,13 +194,18 @@ def _toolbox(session: Session, settings: Any, shell: Any, store: OutputStore,
     return replay_mode.toolbox_for(toolbox, plan) if plan else toolbox
 
 
-def _transcript(settings: Any, run_id: str, source: Source, toolbox: Toolbox) -> Transcript:
+def _transcript(settings: Any, run_id: str, source: Source, toolbox: Toolbox,
+                turn: TurnContext) -> Transcript:
     transcript = Transcript(settings.transcript_dir, run_id)
     transcript.write({"type": "settings", "model": settings.model, "base_url": settings.base_url,
                       "backend": source.backend.name, "max_steps": settings.max_steps,
                       "max_tokens": settings.max_tokens, "temperature": settings.temperature,
                       "tools": toolbox.declarations(),
                       "replay_of": source.plan.record.run_id if source.plan else None})
+    # Exactly what this run was given of its conversation.
+    transcript.write({"type": "history", "turns": [t.to_dict() for t in turn.history],
+                      "user_cells": [c.to_dict() for c in turn.cells],
+                      "execution_count": turn.execution_count, "cell_id": turn.cell_id})
     return transcript
 
 

@@ -2,9 +2,10 @@
 
 Everything that outlives a single run lives here — the ``%config`` values, a key typed into
 ``%k2 login``, loaded local models, MCP servers, notebooks named with ``%k2 replay --from``,
-step-through replays, the views to attach to each run, ``@k2nb.tool`` functions and the web
-search provider — rather than in module globals, so two shells (a kernel and a test's headless
-shell, or two kernels of a test run) never see each other's state.
+step-through replays, the views to attach to each run, ``@k2nb.tool`` functions, the web search
+provider and the conversation of the kernel's ``%%k2`` cells — rather than in module globals, so
+two shells (a kernel and a test's headless shell, or two kernels of a test run) never see each
+other's state.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .backends.choice import LocalBackends
+from .core.conversation import Conversation
 from .core.events import Subscriber
 from .options import resolve
 from .runs.replay import StepThrough
@@ -46,6 +48,8 @@ class Session:
         self.recordings = Recordings()
         #: ``%k2 replay RUN --step`` positions, by run id.
         self.step_throughs: dict[str, StepThrough] = {}
+        #: The kernel's ``%%k2`` cells as one conversation, in execution order.
+        self.conversation = Conversation()
 
     @classmethod
     def of(cls, shell: Any) -> Session:

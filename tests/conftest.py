@@ -37,8 +37,12 @@ def shell(k2env: ScriptedServer) -> Iterator[Any]:
     """A real (terminal-less) IPython shell with k2nb loaded, reset for each test."""
     from IPython.core.interactiveshell import InteractiveShell
 
+    from k2nb.core.conversation import Conversation
+    from k2nb.session import Session
+
     ip = InteractiveShell.instance()
     ip.reset(new_session=True)
+    Session.of(ip).conversation = Conversation()  # each test is a fresh kernel's conversation
     ip.run_line_magic("load_ext", "k2nb")
     yield ip
     ip.run_line_magic("unload_ext", "k2nb")

@@ -21,17 +21,16 @@ from ..core.events import ContentDelta, ReasoningDelta
 from ..core.k2 import CONTEXT_WINDOW, STEP_TOKENS, TEMPERATURE
 from ..core.messages import (
     AssistantMessage,
-    Message,
-    SystemMessage,
     ToolCall,
     ToolMessage,
-    UserMessage,
 )
 from ..core.run import Run, Step, ToolCallResult
 from ..core.tool import Tool, ToolOutcome
 from ..tools.registry import Toolbox
+from ..core.conversation import Turn
 from ..tools.safety.approval import Approval, ApprovalRequest
-from .context import fit, hide_old_observations
+from .compaction import fallback_summary, summary_request
+from .context import TARGET_SHARE, Compaction, RunContext, budget_for, estimate_tokens
 
 
 class Interrupted(KeyboardInterrupt):
@@ -45,7 +44,8 @@ class Budgets:
     temperature: float = TEMPERATURE
     stream_retries: int = 2  # restarts of a step whose stream was cut
     context_window: int = CONTEXT_WINDOW  # tokens
-    context_threshold: float = 0.8  # hide old observations past this share of the window
+    context_threshold: float = 0.9  # make room when a request would pass this share of it
+    summary_tokens: int = 16_000  # the compaction side request's budget, thinking included
     nudge_after: int = 3  # identical consecutive calls before the model is told
     stop_after: int = 5  # identical consecutive calls that end the run
 
@@ -63,43 +63,49 @@ class Agent:
     subscribers: list[ev.Subscriber] = field(default_factory=list)
     #: Asks the user before calls of tools with side effects; None runs them unasked.
     approval: Approval | None = None
+    #: Compactions to repeat at given steps (a replay repeats its recording's); when set, the
+    #: loop makes no summary requests of its own.
+    schedule: dict[int, Compaction] | None = None
 
     def run(self, prompt: str, *, run_id: str | None = None,
-            transcript_path: str | None = None, history: Iterable[Message] = (),
-            notices: Sequence[tuple[str, str]] = ()) -> Run:
-        """Run ``prompt`` after ``history``; ``notices`` ((text, level) pairs) are shown right
-        after the run starts."""
+            transcript_path: str | None = None, history: Iterable[Turn] = (),
+            preface: str = "", notices: Sequence[tuple[str, str]] = ()) -> Run:
+        """Run ``prompt`` after the earlier turns ``history``; ``preface`` (the user's own cells
+        since the last turn) goes before the prompt in its message; ``notices`` ((text, level)
+        pairs) are shown right after the run starts."""
         run_id = run_id or new_run_id()
         run = Run(run_id, prompt, self.backend.model, self.backend.name,
                   transcript_path=transcript_path, started_at=round(time.time(), 3))
-        messages: list[Message] = [SystemMessage(self.system_prompt)] if self.system_prompt else []
-        messages.extend(history)
-        messages.append(UserMessage(prompt))
-        run.messages = messages
+        turns = list(history)
+        context = RunContext(self.system_prompt, prompt, turns, preface,
+                             estimate_tokens((), self.toolbox.declarations()))
         self.emit(ev.RunStarted(run_id, prompt, self.backend.model, self.backend.name,
-                                 transcript_path))
+                                 transcript_path, self.budgets.context_window, len(turns)))
         for text, level in notices:
             self.emit(ev.Notice(run_id, text, level))
         self._last_call: tuple[str, str] | None = None
         self._repeats = 0
+        self._ceiling: int | None = None  # prompt tokens a server refused, less a margin
         try:
-            self._steps(run, messages)
+            self._steps(run, context)
         except KeyboardInterrupt:
             run.stop_reason = "interrupted"
             run.note = f"Stopped by user at step {len(run.steps)}."
-            self._close_partial_step(run, messages)
+            self._close_partial_step(run, context)
         except BackendError as exc:
             run.stop_reason = "error"
             run.note = str(exc)
         except RepeatedCalls as exc:
             run.stop_reason = "loop"
             run.note = str(exc)
+        run.messages = context.messages()
+        run.compactions = list(context.compactions)
         run.finished_at = round(time.time(), 3)
         self.emit(ev.RunFinished(run_id, run.answer, run.stop_reason, len(run.steps), run.usage,
                                   run.note))
         return run
 
-    def _steps(self, run: Run, messages: list[Message]) -> None:
+    def _steps(self, run: Run, context: RunContext) -> None:
         """Step until the model answers or a budget ends the run."""
         while True:
             if len(run.steps) >= self.budgets.max_steps:
@@ -112,14 +118,16 @@ class Agent:
             step = Step(len(run.steps) + 1, started_at=round(time.time(), 3))
             run.steps.append(step)
             self.emit(ev.StepStarted(run.run_id, step.index))
-            result = self._stream_step(run, step, messages)
+            self._make_room(run, step, context)
+            result = self._stream_step(run, step, context)
             message = result.message
-            messages.append(message)
+            context.start_step(step.index)
+            context.add(message)
             run.usage = run.usage + result.usage
             self.emit(ev.StepFinished(run.run_id, step.index, message, result.usage,
                                        result.finish_reason))
             if result.finish_reason == "length":
-                self._cut_by_token_budget(run, step, messages, message)
+                self._cut_by_token_budget(run, step, context, message)
                 return
             if not message.tool_calls:
                 run.answer = message.content
@@ -127,14 +135,14 @@ class Agent:
                 return
             for position, call in enumerate(message.tool_calls):
                 try:
-                    self._execute(run, step, messages, call)
+                    self._execute(run, step, context, call)
                 except KeyboardInterrupt:
                     for rest in message.tool_calls[position:]:
-                        self._close_call(run, step, messages, rest,
+                        self._close_call(run, step, context, rest,
                                          "not run: stopped by the user", "interrupted")
                     raise
 
-    def _cut_by_token_budget(self, run: Run, step: Step, messages: list[Message],
+    def _cut_by_token_budget(self, run: Run, step: Step, context: RunContext,
                              message: AssistantMessage) -> None:
         run.stop_reason = "max_tokens"
         run.answer = message.content
@@ -144,16 +152,16 @@ class Agent:
             "it with --max-tokens N (K2 works best with 16,000 or more).")
         # Tool calls cut mid-arguments are not run; close them for a valid history.
         for call in message.tool_calls:
-            self._close_call(run, step, messages, call, "not run: the step was cut "
+            self._close_call(run, step, context, call, "not run: the step was cut "
                              "off by the token budget", "skipped")
 
-    def _close_partial_step(self, run: Run, messages: list[Message]) -> None:
+    def _close_partial_step(self, run: Run, context: RunContext) -> None:
         """A step interrupted while streaming still ends, with its partial text, for the record."""
         if not run.steps:
             return
         step = run.steps[-1]
-        streamed = any(isinstance(m, AssistantMessage) for m in messages[-1:]) or step.tool_calls
-        if streamed or step.finish_reason is not None:
+        streamed = bool(context.steps) and context.steps[-1].index == step.index
+        if streamed or step.tool_calls or step.finish_reason is not None:
             return
         step.finish_reason = "interrupted"
         partial = AssistantMessage(step.content, step.reasoning)
@@ -161,26 +169,29 @@ class Agent:
 
     # --- one step -------------------------------------------------------------------------
 
-    def _stream_step(self, run: Run, step: Step, messages: list[Message]) -> StepResult:
+    def _stream_step(self, run: Run, step: Step, context: RunContext) -> StepResult:
         tools = self.toolbox.declarations()
-        self._fit_context(run, step, messages, tools)
         started = time.monotonic()
         attempt = 0
-        trimmed_for_limit = False
+        overflowed = False
         while True:
-            request = ModelRequest(messages=list(messages), tools=tools,
+            estimate = context.estimate()
+            request = ModelRequest(messages=context.messages(), tools=tools,
                                    max_tokens=self.budgets.max_tokens,
                                    temperature=self.budgets.temperature)
             try:
                 result = self._consume(run, step, self.backend.stream(request))
             except BackendError as exc:
-                if exc.context_overflow and not trimmed_for_limit:
-                    trimmed_for_limit = True
+                if exc.context_overflow and not overflowed:
+                    # The server's window is smaller than we thought (or it counts more): stay
+                    # well under what it refused from now on, make room, retry.
+                    overflowed = True
                     step.reasoning = step.content = ""
-                    messages[:], hidden = hide_old_observations(messages, keep_last=1)
-                    self.emit(ev.Notice(run.run_id, f"The server said the conversation is too "
-                                         f"long; hid {hidden} older tool outputs and retried.",
-                                         "warning", step.index))
+                    self._ceiling = int(context.projected() * 0.9)
+                    self.emit(ev.Notice(run.run_id, "The server said the conversation is too "
+                                         "long for the model's window; making room and trying "
+                                         "again.", "warning", step.index))
+                    self._make_room(run, step, context)
                     continue
                 if not exc.retryable or attempt >= self.budgets.stream_retries:
                     raise
@@ -189,6 +200,7 @@ class Agent:
                 self.emit(ev.Notice(run.run_id, f"{exc} Retrying step {step.index} "
                                      f"(attempt {attempt + 1}).", "warning", step.index))
                 continue
+            context.reported(result.usage.prompt_tokens, estimate)
             message = result.message
             step.reasoning, step.content = message.reasoning, message.content
             step.usage, step.finish_reason = result.usage, result.finish_reason
@@ -217,26 +229,91 @@ class Agent:
             raise BackendError("The backend ended a step without a result.")
         return result
 
-    def _fit_context(self, run: Run, step: Step, messages: list[Message], tools) -> None:
-        fitted, hidden = fit(messages, tools, self.budgets.context_window,
-                             self.budgets.context_threshold)
-        if hidden:
-            messages[:] = fitted
+    # --- the window --------------------------------------------------------------------
+
+    def _make_room(self, run: Run, step: Step, context: RunContext,
+                   budget: int | None = None) -> None:
+        """Keep the next request inside the window (see :mod:`k2nb.agent.context`)."""
+        if self.schedule is not None:
+            planned = self.schedule.get(step.index)
+            if planned is not None:
+                steps = [s for s in context.steps if planned.first <= s.index <= planned.last]
+                if steps:
+                    self._compacted(run, step, context, steps, planned.summary)
+            return
+        budget = budget or budget_for(self.budgets.context_window, self.budgets.max_tokens,
+                                      self.budgets.context_threshold)
+        if self._ceiling is not None:
+            budget = min(budget, self._ceiling)
+        if context.projected() <= budget:
+            return
+        target = int(budget * TARGET_SHARE)
+        shrunk = context.shrink_history(target)
+        hidden = context.hide_observations(target) if context.projected() > target else 0
+        if shrunk or hidden:
+            what = [f"{shrunk} earlier turn(s) shortened to their prompt and answer"] * bool(
+                shrunk) + [f"{hidden} older tool output(s) hidden"] * bool(hidden)
             self.emit(ev.Notice(run.run_id, f"The conversation neared the context window "
-                                 f"({self.budgets.context_window:,} tokens): hid {hidden} older "
-                                 "tool outputs; reasoning and the latest outputs are kept.",
-                                 "info", step.index))
+                                 f"({self.budgets.context_window:,} tokens): "
+                                 f"{' and '.join(what)}; reasoning and the latest outputs are "
+                                 "kept.", "info", step.index))
+        if context.projected() > target:
+            steps = context.compactable(budget)
+            if steps:
+                self._compacted(run, step, context, steps,
+                                self._summarise(run, step, context, steps, budget))
+        if context.projected() > budget and context.drop_history(target):
+            self.emit(ev.Notice(run.run_id, "Earlier turns were left out of this request to fit "
+                                 "the window.", "warning", step.index))
+
+    def _summarise(self, run: Run, step: Step, context: RunContext, steps: list,
+                   budget: int) -> str:
+        """The model's summary of ``steps`` (a tool-less side request), or k2nb's digest."""
+        first = context.summarised[0] if context.summarised else steps[0].index
+        self.emit(ev.Notice(run.run_id, f"The context window is filling up: summarising steps "
+                             f"{first}–{steps[-1].index} to make room…", "info", step.index))
+        request = ModelRequest(
+            messages=summary_request(context.prompt, context.summary, steps, budget // 2),
+            tools=[], max_tokens=min(self.budgets.max_tokens, self.budgets.summary_tokens),
+            temperature=self.budgets.temperature, purpose="compaction")
+        try:
+            result = None
+            stream = self.backend.stream(request)
+            try:
+                for item in stream:
+                    if isinstance(item, StepResult):
+                        result = item
+            finally:
+                stream.close()  # type: ignore[attr-defined]
+            if result is not None:
+                run.usage = run.usage + result.usage
+            summary = result.message.content.strip() if result else ""
+            why = "it returned no text" if result else "no result"
+        except BackendError as exc:
+            summary, why = "", str(exc)
+        if summary:
+            return summary
+        self.emit(ev.Notice(run.run_id, f"The summary request failed ({why}); k2nb kept a "
+                             "digest of those steps instead.", "warning", step.index))
+        return fallback_summary(steps, context.summary, why)
+
+    def _compacted(self, run: Run, step: Step, context: RunContext, steps: list,
+                   summary: str) -> None:
+        before = context.projected()
+        done = context.compact(steps, summary, step.index)
+        self.emit(ev.ContextCompacted(run.run_id, step.index, done.first, done.last, summary,
+                                       before, context.projected()))
 
     # --- tool calls -----------------------------------------------------------------------
 
-    def _check_repeats(self, run: Run, step: Step, messages: list[Message],
+    def _check_repeats(self, run: Run, step: Step, context: RunContext,
                        call: ToolCall) -> str:
         """Track identical consecutive calls: '' (fine), a nudge to append, or raise to stop."""
         key = (call.name, _canonical(call.arguments))
         self._repeats = self._repeats + 1 if key == self._last_call else 1
         self._last_call = key
         if self._repeats >= self.budgets.stop_after:
-            self._close_call(run, step, messages, call, "not run: the same call was repeated "
+            self._close_call(run, step, context, call, "not run: the same call was repeated "
                              f"{self._repeats} times in a row", "skipped")
             raise RepeatedCalls(
                 f"Stopped: the model made the same `{call.name}` call {self._repeats} times in "
@@ -248,8 +325,8 @@ class Agent:
                     "different approach, or give your answer with what you have.]")
         return ""
 
-    def _execute(self, run: Run, step: Step, messages: list[Message], call: ToolCall) -> None:
-        nudge = self._check_repeats(run, step, messages, call)
+    def _execute(self, run: Run, step: Step, context: RunContext, call: ToolCall) -> None:
+        nudge = self._check_repeats(run, step, context, call)
         tool, values, error, repaired = self.toolbox.prepare(call)
         outcome: ToolOutcome | None = None
         edited = ""
@@ -268,7 +345,7 @@ class Agent:
             outcome.observation = edited + outcome.observation
         if nudge:
             outcome.observation += nudge
-        self._record(run, step, messages, call, outcome)
+        self._record(run, step, context, call, outcome)
 
     def _invoke(self, tool: Tool, call: ToolCall, values: dict) -> ToolOutcome:
         try:
@@ -309,15 +386,15 @@ class Agent:
         return (edited, None, f"The user edited your arguments before the call; it ran with:\n"
                 f"{decision.text}\n---\n")
 
-    def _close_call(self, run: Run, step: Step, messages: list[Message], call: ToolCall,
+    def _close_call(self, run: Run, step: Step, context: RunContext, call: ToolCall,
                     text: str, status: str) -> None:
         if any(c.call.id == call.id for c in step.tool_calls):
             return
-        self._record(run, step, messages, call, ToolOutcome(text, is_error=True, status=status))
+        self._record(run, step, context, call, ToolOutcome(text, is_error=True, status=status))
 
-    def _record(self, run: Run, step: Step, messages: list[Message], call: ToolCall,
+    def _record(self, run: Run, step: Step, context: RunContext, call: ToolCall,
                 outcome: ToolOutcome) -> None:
-        messages.append(ToolMessage(call.id, call.name, outcome.observation))
+        context.add(ToolMessage(call.id, call.name, outcome.observation))
         step.tool_calls.append(ToolCallResult(call, outcome.observation, outcome.is_error,
                                               outcome.status, outcome.outputs,
                                               outcome.execution_count, outcome.duration_s,

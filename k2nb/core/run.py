@@ -14,11 +14,14 @@ import html
 from dataclasses import dataclass, field
 from typing import Any
 
+from .conversation import CODE_HEAD, OBSERVATION_HEAD, CallDigest, Turn, UserCell, head
 from .messages import Message, ToolCall, Usage, code_of
 
 RECORD_FORMAT = "k2nb-record"
 #: The record's schema version; :meth:`Run.from_dict` reads every version up to this one.
-RECORD_VERSION = 1
+#: 1: the first records. 2: adds ``history`` (the earlier turns the run was given) and
+#: ``compactions`` (older steps replaced by a summary when the window filled up).
+RECORD_VERSION = 2
 STOP_REASONS = ("answered", "max_steps", "max_tokens", "interrupted", "error", "loop")
 
 
@@ -71,6 +74,26 @@ class ToolCallResult:
 
 #: The name the first releases used; kept for code that imported it.
 ToolCallRecord = ToolCallResult
+
+
+@dataclass
+class Compaction:
+    """Before step ``step``, steps ``first``–``last`` were replaced by ``summary`` (the window
+    had filled up); a replay repeats it at the same step."""
+
+    step: int
+    first: int
+    last: int
+    summary: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "first": self.first, "last": self.last,
+                "summary": self.summary}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Compaction:
+        return cls(int(data["step"]), int(data["first"]), int(data["last"]),
+                   data.get("summary") or "")
 
 
 @dataclass
@@ -129,6 +152,12 @@ class Run:
     trimmed: list[str] = field(default_factory=list)
     #: A replay's comparison with its recording (k2nb.runs.replay.ReplayReport), else None.
     replay: Any = None
+    #: The earlier turns of the conversation this run was given (k2nb.core.conversation.Turn).
+    history: list[Any] = field(default_factory=list)
+    #: Older steps replaced by a summary when the window filled up.
+    compactions: list[Compaction] = field(default_factory=list)
+    #: The conversation this run is a turn of (``k2nb.run(..., conversation=...)``).
+    conversation: Any = None
 
     @property
     def ok(self) -> bool:
@@ -147,6 +176,18 @@ class Run:
     def prompt_hash(self) -> str:
         return prompt_hash(self.prompt)
 
+    def as_turn(self, *, user_cells: list[UserCell] | None = None,
+                execution_count: int | None = None, cell_id: str | None = None) -> Turn:
+        """This run as later turns of its conversation see it: prompt, answer and a digest of
+        its calls (code and the head of each observation; no thinking)."""
+        calls = [CallDigest(c.call.name,
+                            head(c.code if c.code is not None else c.call.arguments, CODE_HEAD),
+                            head(c.observation, OBSERVATION_HEAD), c.status, c.execution_count)
+                 for c in self.tool_calls]
+        counts = [c.execution_count for c in self.tool_calls if c.execution_count is not None]
+        return Turn(self.run_id, self.prompt, self.answer, self.stop_reason, self.note, calls,
+                    list(user_cells or []), execution_count, counts, cell_id)
+
     # --- the saved form ------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
@@ -159,6 +200,8 @@ class Run:
             "finished_at": self.finished_at, "transcript": self.transcript_path,
             "replay_of": self.replay_of, "trimmed": list(self.trimmed),
             "steps": [s.to_dict() for s in self.steps],
+            "history": [t.to_dict() for t in self.history],
+            "compactions": [c.to_dict() for c in self.compactions],
         }
 
     @classmethod
@@ -179,7 +222,9 @@ class Run:
             stop_reason=data.get("stop_reason") or "incomplete", note=data.get("note") or "",
             transcript_path=data.get("transcript"), started_at=data.get("started_at"),
             finished_at=data.get("finished_at"), replay_of=data.get("replay_of"),
-            trimmed=list(data.get("trimmed") or []))
+            trimmed=list(data.get("trimmed") or []),
+            history=[Turn.from_dict(t) for t in data.get("history") or []],
+            compactions=[Compaction.from_dict(c) for c in data.get("compactions") or []])
 
     # --- display ---------------------------------------------------------------------------
 

@@ -15,10 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..agent.context import estimate_tokens, turn_messages
 from ..backends import choice
+from ..core.conversation import Conversation
 from ..options import FlagError, flags_help
 from ..runs.export import export
 from ..session import Session
+from ..tools.interpreter.history import current_cell, user_cells
 from ..tools.mcp import McpError, tool_name
 
 
@@ -80,6 +83,16 @@ class ExportArgs:
 class BackendArgs:
     choice: str | None = None
     model: str | None = None
+
+
+@dataclass
+class HistoryArgs:
+    pass
+
+
+@dataclass
+class NewArgs:
+    pass
 
 
 @dataclass
@@ -248,6 +261,46 @@ def handle_backend(ctx: Context, args: BackendArgs) -> None:
     print(f"Runs use {model} in this kernel. {backend.load_report.summary()}".strip())
 
 
+def handle_history(ctx: Context, args: HistoryArgs) -> None:
+    """``%k2 history``: the turns the next ``%%k2`` cell will carry, with their size."""
+    print(history_text(ctx.shell, ctx.session.conversation, ctx.magics.settings({})))
+
+
+def history_text(shell: Any, conversation: Conversation, settings: Any) -> str:
+    turns = conversation.history(settings.history_turns)
+    if settings.history_turns == 0:
+        head = "history_turns is 0: each %%k2 cell runs alone (no earlier turns are carried)."
+    elif not conversation.turns:
+        head = "No turns yet: the next %%k2 cell starts the conversation."
+    else:
+        head = (f"The next %%k2 cell carries {len(turns)} of {len(conversation.turns)} turn(s) "
+                f"(history_turns = {settings.history_turns}), oldest first; shortened to prompt "
+                "and answer if the window fills up:")
+    lines = [head]
+    for number, turn in enumerate(turns, len(conversation.turns) - len(turns) + 1):
+        where = f"In [{turn.execution_count}] " if turn.execution_count else ""
+        tokens = estimate_tokens(turn_messages(turn))
+        prompt = " ".join(turn.prompt.split())[:70]
+        lines.append(f"{number:>3}. {where}{prompt!r} · {len(turn.calls)} call(s) · "
+                     f"≈ {tokens:,} tokens · {turn.stop_reason}")
+        if turn.user_cells:
+            lines.append("      after your cells " + ", ".join(
+                f"In [{c.count}]" for c in turn.user_cells))
+    count, _ = current_cell(shell)
+    cells, _ = ([], 0) if conversation.last_count is None else user_cells(
+        shell, conversation.last_count, count, conversation.agent_counts())
+    if settings.history_turns and cells:
+        lines.append("Your cells run since the last turn, carried too: "
+                     + ", ".join(f"In [{c.count}]" for c in cells))
+    return "\n".join(lines)
+
+
+def handle_new(ctx: Context, args: NewArgs) -> None:
+    """``%k2 new``: the next ``%%k2`` cell starts a new conversation."""
+    ctx.session.conversation.clear()
+    print("New conversation: the next %%k2 cell carries no earlier turns or cells.")
+
+
 def handle_mcp(ctx: Context, args: McpArgs) -> None:
     servers = ctx.session.mcp
     try:
@@ -318,6 +371,8 @@ COMMANDS = (
     Command("backend", "%k2 backend [api | local [--model PATH]]", BackendArgs, handle_backend,
             _backend_parser),
     Command("mcp", "%k2 mcp add|list|remove ...", McpArgs, handle_mcp, None),
+    Command("history", "%k2 history", HistoryArgs, handle_history, _no_arguments("history")),
+    Command("new", "%k2 new", NewArgs, handle_new, _no_arguments("new")),
 )
 BY_NAME = {alias: c for c in COMMANDS for alias in (c.name, *c.aliases)}
 
@@ -333,6 +388,8 @@ HELP = """\
 %k2 replay --from NOTEBOOK.ipynb     use the run records saved in that notebook
 %k2 export RUN PATH.ipynb [--format markdown]   write a run as a notebook (or Markdown)
 %k2 backend local --model PATH   run a local 4-bit model in this kernel (%k2 backend api: back)
+%k2 history         the earlier turns the next %%k2 cell carries (the notebook's conversation)
+%k2 new             start a new conversation (also %%k2 --new)
 %k2 help            this help"""
 
 

@@ -106,7 +106,7 @@ def _play_call(shell: Any, index: int, call: ToolCallResult, settings: Any) -> N
     interpreter = CodeInterpreter(shell, OutputStore(), timeout=settings.timeout,
                                   observation_chars=settings.observation_chars)
     name = call.call.name
-    recorded = [] if name in LIVE_TOOLS else [RecordedTool(name, {call.call.id: call})]
+    recorded = [] if name in LIVE_TOOLS else [RecordedTool(name, [call])]
     tool, values, error, _ = Toolbox([interpreter, *recorded]).prepare(call.call)
     if name == "code_interpreter" and values:
         display(Markdown(f"`code_interpreter` ({call.call.id}):\n```python\n{values['code']}\n```"))

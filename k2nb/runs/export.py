@@ -37,6 +37,8 @@ def to_notebook(record: Run) -> nbformat.NotebookNode:
         "trimmed": list(record.trimmed),
     }
     cells = [v4.new_markdown_cell(_title(record), metadata=_meta(record))]
+    if record.history:
+        cells.append(v4.new_markdown_cell(_history_markdown(record), metadata=_meta(record)))
     for step in record.steps:
         step_meta = _meta(record, step=step.index, usage=step.usage.to_dict(),
                           started_at=_iso(step.started_at), finished_at=_iso(step.finished_at))
@@ -56,6 +58,8 @@ def to_notebook(record: Run) -> nbformat.NotebookNode:
 def to_markdown(record: Run) -> str:
     """The run as one Markdown document (thinking in ``<details>``, code in fenced blocks)."""
     parts = [_title(record)]
+    if record.history:
+        parts.append(_history_markdown(record))
     for step in record.steps:
         if step.reasoning:
             parts.append(_thinking_markdown(step.index, step.reasoning))
@@ -99,6 +103,21 @@ def _title(record: Run) -> str:
         facts.append(f"{record.usage.total_tokens:,} tokens")
     prompt = "\n".join("> " + line for line in record.prompt.splitlines())
     return f"# k2nb run\n\n{' · '.join(facts)}\n\n**Prompt**\n\n{prompt}"
+
+
+def _history_markdown(record: Run) -> str:
+    """The earlier turns of the conversation the run continued, collapsed."""
+    parts = [f"<details><summary>Earlier in this conversation · {len(record.history)} "
+             "turn(s)</summary>\n"]
+    for number, turn in enumerate(record.history, 1):
+        cells = "".join(f"\n```python\n# In [{c.count}] (the user's own cell)\n{c.code}\n```\n"
+                        for c in turn.user_cells)
+        prompt = "\n".join("> " + line for line in turn.prompt.splitlines())
+        calls = f" · {len(turn.calls)} tool call(s)" if turn.calls else ""
+        parts.append(f"{cells}\n**Turn {number}**{calls}\n\n{prompt}\n\n"
+                     f"{turn.answer or f'(no answer: {turn.stop_reason})'}\n")
+    parts.append("</details>")
+    return "\n".join(parts)
 
 
 def _ending(record: Run) -> str:

@@ -47,6 +47,11 @@ def trim(record: dict[str, Any], max_bytes: int) -> dict[str, Any]:
     """
     if size(record) <= max_bytes:
         return record
+    if record.get("history"):  # the earlier turns are in their own records and transcripts
+        record["history"] = []
+        record["trimmed"].append("the earlier turns the run was given")
+        if size(record) <= max_bytes:
+            return record
     calls = [c for s in record["steps"] for c in s["calls"]]
     if _each(calls, drop_images, "images"):
         record["trimmed"].append("images")

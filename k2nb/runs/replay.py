@@ -155,7 +155,9 @@ class ReplayCheck:
         record = replay.record
         self.report = ReplayReport(record.run_id or "?", replay.found.source, replay.reason,
                                    record.started_at or record.finished_at)
-        self.expected = {c.call.id: c for c in record.tool_calls}
+        # By step and id: a model's call ids may repeat within a run once older steps were
+        # compacted out of its sight (Moonshot numbers them over what the model sees).
+        self.expected = {(s.index, c.call.id): c for s in record.steps for c in s.tool_calls}
 
     def __call__(self, event: ev.Event) -> list[ev.Notice] | None:
         if isinstance(event, ev.RunStarted):
@@ -170,7 +172,7 @@ class ReplayCheck:
         return None
 
     def _check(self, event: ev.ToolCallFinished) -> Difference | None:
-        recorded = self.expected.get(event.call.id)
+        recorded = self.expected.get((event.step, event.call.id))
         if recorded is None or event.call.name not in LIVE_TOOLS:
             return None
         if "outputs" in recorded.trimmed:
@@ -190,31 +192,33 @@ LIVE_TOOLS = ("code_interpreter",)
 
 
 class RecordedTool(BaseTool):
-    """Stands in for a tool on replay: returns the observation and outputs it gave originally."""
+    """Stands in for a tool on replay: returns the observation and outputs it gave originally,
+    in the order they were given (an id can recur in a long run)."""
 
     raw_arguments = True
     description = "replayed from the recording"
 
-    def __init__(self, name: str, calls: dict[str, ToolCallResult]):
+    def __init__(self, name: str, calls: list[ToolCallResult]):
         self.parameters: dict[str, Any] = {"type": "object", "properties": {}}
         self.name = name
-        self._calls = calls
+        self._calls = list(calls)
 
     def invoke(self, call_id: str, values: dict[str, Any]) -> ToolOutcome:
-        call = self._calls.get(call_id)
+        call = next((c for c in self._calls if c.call.id == call_id), None)
         if call is None:
             return ToolOutcome(f"(no recorded result for {self.name} call {call_id})",
                                is_error=True, status="error")
+        self._calls.remove(call)
         return ToolOutcome(call.observation, call.is_error, list(call.outputs),
                            call.execution_count, call.status, 0.0)
 
 
 def toolbox_for(toolbox: Toolbox, replay: ReplayPlan) -> Toolbox:
     """The run's toolbox with every recorded non-code tool answered from the recording."""
-    by_tool: dict[str, dict[str, ToolCallResult]] = {}
+    by_tool: dict[str, list[ToolCallResult]] = {}
     for call in replay.record.tool_calls:
         if call.call.name not in LIVE_TOOLS:
-            by_tool.setdefault(call.call.name, {})[call.call.id] = call
+            by_tool.setdefault(call.call.name, []).append(call)
     tools = [t for name, t in toolbox.tools.items() if name not in by_tool]
     return Toolbox([*tools, *(RecordedTool(name, calls) for name, calls in by_tool.items())])
 

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..core.events import ContentDelta, Event, ReasoningDelta, ToolCallDelta, event_to_dict
+from ..core.conversation import Turn
 from ..core.messages import ToolCall, Usage
-from ..core.run import Run, Step, ToolCallResult
+from ..core.run import Compaction, Run, Step, ToolCallResult
 
 SKIPPED = (ReasoningDelta, ContentDelta, ToolCallDelta)
 TORN = "The transcript ends before the run finished (the kernel may have died)."
@@ -64,6 +65,11 @@ def read_run(path: str | os.PathLike[str]) -> Run:
         if kind == "settings":
             run.backend, run.model = item.get("backend", ""), item.get("model", "")
             run.replay_of = item.get("replay_of")
+        elif kind == "history":
+            run.history = [Turn.from_dict(t) for t in item.get("turns") or []]
+        elif kind == "context_compacted":
+            run.compactions.append(Compaction(item["step"], item["first"], item["last"],
+                                              item.get("summary") or ""))
         elif kind == "run_started":
             run.run_id, run.prompt, run.started_at = item["run_id"], item["prompt"], at
             run.model = item.get("model") or run.model

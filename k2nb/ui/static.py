@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import html
+import importlib.util
 import json
 from typing import Any
 
@@ -73,9 +74,7 @@ def markdown_html(text: str) -> str:
 
     Without mistune (it comes with nbconvert) the text is shown as written, in a ``<pre>``.
     """
-    try:
-        import mistune
-    except ImportError:
+    if importlib.util.find_spec("mistune") is None:
         return f'<pre style="white-space:pre-wrap">{html.escape(text)}</pre>'
     return _markdown_renderer()(text)
 

@@ -83,6 +83,28 @@ print(monthly.round(0).to_string())
 print("top region:", by_region.index[0], round(by_region.iloc[0], 2))"""
 
 
+BY_PRODUCT = """by_product = (orders.groupby([orders["date"].dt.to_period("M"), "product"])["revenue"]
+              .sum().unstack("product"))
+ax = by_product.plot(kind="bar", figsize=(9, 4), title="Revenue by month and product")
+ax.set_xlabel("month"); ax.set_ylabel("revenue")
+plt.tight_layout(); plt.show()
+products = by_product.sum().sort_values(ascending=False)
+print(by_product.round(0).to_string())
+print("top product:", products.index[0], round(products.iloc[0], 2))"""
+
+
+def follow_up(body: dict[str, Any]) -> Reply:
+    """The follow-up only makes sense with the earlier turns: check they are in the request."""
+    text = " ".join(str(m.get("content") or "") for m in body["messages"])
+    for earlier in ("Show revenue by month and region", "brings the most revenue",
+                    'orders.groupby("product")'):
+        if earlier not in text:
+            raise AssertionError(f"the follow-up's request lacks the earlier turn: {earlier!r}")
+    return act("'The same' is the month × region view from before, now by product; the user "
+               "already summed revenue per product by hand, so add the monthly breakdown and "
+               "the plot, and compare the leaders.", BY_PRODUCT)
+
+
 def explore() -> list[Any]:
     return [
         act("First look at the raw file: shape, how region is spelled, what is missing and "
@@ -105,6 +127,11 @@ def explore() -> list[Any]:
                lambda b: "Revenue by month and region is plotted above and kept in `monthly`. "
                "**{}** brings the most revenue over the half year ({}).".format(
                    *observed(b, r"top region: (\w+) ([\d.]+)").groups())),
+        follow_up,
+        answer("Report the leading product next to the leading region.", lambda b: (
+            "By product, **{}** leads with {} over the half year; the monthly split is plotted "
+            "above and kept in `by_product`. (By region, the leader was the one named "
+            "before.)".format(*observed(b, r"top product: (.+?) ([\d.]+)\s*$").groups()))),
     ]
 
 

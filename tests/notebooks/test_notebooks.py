@@ -26,6 +26,8 @@ from k2nb.testing.notebook import cell_text
 pytestmark = pytest.mark.slow
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+#: Demo notebooks committed with their recorded runs: they replay without a key.
+RECORDED = ("01-quickstart", "02-explore-data", "03-teaching-visible-reasoning")
 
 
 @pytest.fixture
@@ -78,7 +80,7 @@ def test_every_notebook_is_scripted_and_saved_clean():
         nbformat.validate(nb)
         assert nb.metadata.kernelspec.name == "k2nb"
         with_outputs = [c for c in nb.cells if c.cell_type == "code" and c.get("outputs")]
-        if name not in ("01-quickstart", "03-teaching-visible-reasoning"):  # recorded runs
+        if name not in RECORDED:
             assert with_outputs == [], f"{name} is committed with outputs"
         text = json.dumps(nb)
         assert not re.search(r"sk-[A-Za-z0-9-]{8,}", text) and "/tmp/" not in text
@@ -122,14 +124,33 @@ def test_02_explore_data(k2env, workdir):
     revenue = (clean.units * clean.unit_price).round(2)
     assert (f"({len(clean)}, 7) ['East', 'North', 'South', 'West'] {round(revenue.sum(), 2)}"
             in last_text(nb))
-    first, second = k2_cells(nb)
+    first, second, follow_up = k2_cells(nb)
     assert f"removed {raw.duplicated().sum()} duplicated rows" in cell_text(first)
     top = (clean.assign(r=revenue).groupby("region").r.sum().idxmax())
     assert f"**{top}** brings the most revenue" in cell_text(second)
     assert any("image/png" in o.get("data", {}) for o in second.outputs)  # the plot
+    # The follow-up ("the same by product") was answered from the conversation (the scripted
+    # model refuses a request that lacks the earlier turns and the user's own cell).
+    top_product = clean.assign(r=revenue).groupby("product").r.sum().idxmax()
+    assert f"By product, **{top_product}** leads" in cell_text(follow_up)
     exported = nbformat.read(str(workdir / "explore-agent-cells.ipynb"), as_version=4)
     code = [c.source for c in exported.cells if c.cell_type == "code"]
-    assert code and code[-1].startswith("import matplotlib.pyplot as plt")  # the agent's cells
+    assert code and code[-1].startswith("by_product = ")  # the agent's cells
+    assert "Earlier in this conversation · 2 turn(s)" in exported.cells[1].source
+
+
+def test_02_committed_conversation_replays_without_key(k2env, workdir, monkeypatch):
+    """The follow-up turn is recorded too: with no key every %%k2 cell replays its run, the
+    user's own cell runs between them, and no server is asked anything."""
+    monkeypatch.delenv("MOONSHOT_API_KEY")
+    monkeypatch.delenv("K2NB_BASE_URL")
+    nb = execute("02-explore-data", workdir, extra=["print(sorted(by_product.columns))"])
+    for cell in k2_cells(nb):
+        text = cell_text(cell)
+        assert "so the recorded run replays" in text and "match the recording" in text, text
+    assert "By product, **" in cell_text(k2_cells(nb)[2])
+    assert "Doohickey" in last_text(nb)  # the replayed code left its variables
+    assert k2env.requests == []
 
 
 def test_03_teaching_replays_and_steps(k2env, workdir):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import k2nb
 from k2nb.core import events as ev
-from k2nb.agent.context import estimate_tokens, hide_old_observations
+from k2nb.agent.context import RunContext, estimate_tokens
 from k2nb.core.messages import AssistantMessage, ToolCall, ToolMessage, UserMessage
 from k2nb.testing import Call, Reply, ScriptedServer
 
@@ -82,13 +82,19 @@ def test_server_token_limit_triggers_trim_and_retry(shell, monkeypatch, tmp_path
         assert "output hidden" in tools[0] and tools[1].startswith("www")
 
 
-def test_estimate_and_hide_helpers():
-    msgs = [UserMessage("hi"),
-            AssistantMessage("", "think", [ToolCall("a", "code_interpreter", "{}")]),
-            ToolMessage("a", "code_interpreter", "x" * 3500),
-            AssistantMessage("", "think2", [ToolCall("b", "code_interpreter", "{}")]),
-            ToolMessage("b", "code_interpreter", "y" * 10)]
-    assert estimate_tokens(msgs) > 1000
-    trimmed, hidden = hide_old_observations(msgs, keep_last=1)
-    assert hidden == 1 and "read_output" in trimmed[2].content and trimmed[4].content == "y" * 10
-    assert msgs[2].content == "x" * 3500  # the original list is untouched
+def test_context_hides_oldest_observations_first_never_the_latest():
+    context = RunContext("system", "hi")
+    for index, size in ((1, 3500), (2, 3500), (3, 10)):
+        context.start_step(index)
+        call = ToolCall(f"c{index}", "code_interpreter", "{}")
+        context.add(AssistantMessage("", f"think{index}", [call]))
+        context.add(ToolMessage(call.id, call.name, "x" * size))
+    messages = context.messages()
+    assert context.estimate() == estimate_tokens(messages) > 2000
+    assert context.hide_observations(target=0) == 2  # not the latest step's
+    tools = [m.content for m in context.messages() if isinstance(m, ToolMessage)]
+    assert "read_output" in tools[0] and "read_output" in tools[1] and tools[2] == "x" * 10
+    assert [m.reasoning for m in context.messages() if isinstance(m, AssistantMessage)] == [
+        "think1", "think2", "think3"]  # reasoning is never hidden
+    assert messages[3].content == "x" * 3500  # an earlier request's list is untouched
+    assert context.estimate() == estimate_tokens(context.messages())  # kept in step

@@ -23,6 +23,7 @@ class HeavyScript:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.first_steps: list[float] = []  # arrival times of each trajectory's first request
+        self.first_texts: list[str] = []  # and what each carried
         self.aggregations = 0
 
     def __call__(self, body: dict) -> Reply:
@@ -38,6 +39,7 @@ class HeavyScript:
         if not any(m["role"] == "tool" for m in messages):
             with self.lock:
                 self.first_steps.append(time.monotonic())
+                self.first_texts.append(" ".join(str(m["content"]) for m in messages))
                 k = len(self.first_steps)
             code = f"x = 100 + {k}\ntraj_{k} = {k}\nprint('x =', x)"
             return Reply(reasoning=f"Attempt {k}: set x and report it. " * 3,
@@ -89,6 +91,11 @@ def test_three_trajectories_isolated_concurrent_and_winner_replayed(k2env, tmp_p
     assert state["wall"] < 1.9 * one, (state, sequential)
     assert script.first_steps[5] - script.first_steps[3] < 0.5 * one
     assert script.aggregations == 2 and k2env.errors == []
+    # The second heavy cell's trajectories start from the same conversation: the first cell's
+    # answer and the user's own cell in between.
+    for text in script.first_texts[3:]:
+        assert "x is now **" in text and "untouched = 'yes'" in text
+    assert not any("x is now" in text for text in script.first_texts[:3])
     print(f"\nheavy x3: --concurrency 3 wall {state['wall']:.2f} s (each {state['each']}); "
           f"--concurrency 1 wall {sequential['wall']:.2f} s (each {sequential['each']}); "
           f"ratio to one trajectory {state['wall'] / one:.2f}")
