@@ -383,16 +383,16 @@ class LiveView:
         else:
             bundle = static.call_bundle(call)
         update = cell_id in self._calls_shown
-        final = call.status != "running"
-        if final:
+        if not (update and self._calls_shown[cell_id] == bundle["text/html"]):
+            # the model's call ids recur (from run to run, and once steps were compacted):
+            # the display id is the call's cell id, unique in the notebook
+            self._send(bundle, f"{self._prefix}-call-{cell_id}", "call", update=update,
+                       step=call.step, call_id=call.call.id)
+        if call.status == "running":
+            self._calls_shown[cell_id] = bundle["text/html"]
+        else:  # final: never rendered again (its HTML need not be kept)
+            self._calls_shown[cell_id] = ""
             self._calls_final.add(cell_id)
-        if update and self._calls_shown[cell_id] == bundle["text/html"]:
-            return
-        # the model's call ids recur (from run to run, and once steps were compacted): the
-        # display id is the call's cell id, unique in the notebook
-        self._send(bundle, f"{self._prefix}-call-{cell_id}", "call", update=update,
-                   step=call.step, call_id=call.call.id)
-        self._calls_shown[cell_id] = "" if final else bundle["text/html"]
 
     # ------------------------------------------------------------------ end of run
 

@@ -24,8 +24,8 @@ FOLD_LINES = 25  # longer observations show this many lines, the rest behind "sh
 FOLD_CHARS = 4000
 # A call's text/plain shows the head of its code (the HTML has all of it): the text is a
 # fallback few frontends read, and a long run's cell should not carry every call twice.
-PLAIN_CODE_LINES = 12
-PLAIN_CODE_CHARS = 800
+PLAIN_CODE_LINES = 10
+PLAIN_CODE_CHARS = 400
 # What the model read, when it is not simply the outputs shown beside it: a head, the whole
 # of it being in the transcript.
 READ_CHARS = 2000
