@@ -28,7 +28,7 @@ import sys
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"extension": 2_000_000, "plain": 4_000_000}
@@ -49,7 +49,7 @@ def client_class() -> type:
         the way the lab extension does (they would be in the call's own cell)."""
 
         claim = False
-        claimed: list[Any] = []
+        claimed: ClassVar[list[Any]] = []
         _in_call = False
 
         def process_message(self, msg: dict, cell: Any, cell_index: int) -> Any:

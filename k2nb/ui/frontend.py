@@ -40,8 +40,6 @@ def in_kernel() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
-
-
 def _flush_streams() -> None:
     # ipykernel sends stdout/stderr from a buffer; flushing puts what the code printed on
     # iopub before our next comm message, so the extension attributes it to the right cell.
@@ -134,12 +132,12 @@ class Hellos:
         client = _running_client()
         return self.features.get(client, set()) if client else set()
 
-    def await_reply(self, comm_id: str, on_msg: Callable[[dict[str, Any]], None]) -> None:
+    def await_reply(self, comm_id: str) -> None:
         """Keep hearing a closed comm: the comm package drops messages for comms it closed, and
         the extension's reply to a run arrives only after the run. A few are kept at a time
         (a frontend without the extension never replies)."""
         manager = _comm_manager()
-        catcher = _ReplyCatcher(comm_id, on_msg, manager)
+        catcher = _ReplyCatcher(comm_id, self.heard, manager)
         manager.register_comm(catcher)
         self._awaited.append(catcher)
         while len(self._awaited) > REPLIES_AWAITED:
@@ -242,7 +240,7 @@ class FrontendBridge:
             try:
                 self._comm.close()
                 if self._hellos is not None:
-                    self._hellos.await_reply(self._comm.comm_id, self._hellos.heard)
+                    self._hellos.await_reply(self._comm.comm_id)
             except Exception:
                 pass
             self._comm = None

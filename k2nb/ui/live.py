@@ -41,7 +41,7 @@ from ..core.events import (
     ToolCallStarted,
 )
 from . import static
-from .timeline import CallEntry, Timeline, StepEntry
+from .timeline import CallEntry, StepEntry, Timeline
 
 Bundle = dict[str, Any]
 Publisher = Callable[[Bundle, str, bool, dict[str, Any]], None]

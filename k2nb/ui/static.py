@@ -16,7 +16,7 @@ from typing import Any
 
 from ..core.events import ContextCompacted
 from .pricing import estimate_cost
-from .timeline import CallEntry, Timeline, StepEntry
+from .timeline import CallEntry, StepEntry, Timeline
 
 Bundle = dict[str, Any]
 

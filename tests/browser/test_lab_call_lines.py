@@ -15,7 +15,16 @@ import pytest
 from k2nb.testing import Call, Reply
 
 from .conftest import ARTIFACTS
-from .lab import PANEL, cell_locator, cells, open_notebook, output_text, run_cell, save, wait_for_run
+from .lab import (
+    PANEL,
+    cell_locator,
+    cells,
+    open_notebook,
+    output_text,
+    run_cell,
+    save,
+    wait_for_run,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +53,7 @@ def test_call_lines_point_to_their_cells_and_select_them(lab, scripted, page):
     )
     run_cell(page, 0)
     wait_for_run(page, 0)
-    k2, first, second = cells(page)
+    _k2, first, second = cells(page)
     assert output_text(first) == "x is 42\n" and output_text(second) == "x + 1 is 43\n"
 
     # One line per call in the %%k2 cell, rendered (trusted HTML keeps the attribute), each

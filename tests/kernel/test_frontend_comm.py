@@ -11,9 +11,6 @@ from __future__ import annotations
 import queue
 import textwrap
 
-import pytest
-from jupyter_client.manager import start_new_kernel
-
 from k2nb.core import events as ev
 from k2nb.core.messages import ToolCall, Usage
 from k2nb.testing import Call, Reply, ScriptedServer

@@ -87,7 +87,7 @@ def test_recurring_call_ids_get_lines_of_their_own(monkeypatch):
 
 
 def test_calls_without_a_cell_keep_their_full_block(monkeypatch):
-    view, recorder, clock = make_live(monkeypatch, calls_in_cells=True)
+    view, recorder, _clock = make_live(monkeypatch, calls_in_cells=True)
     call = ToolCall("c1", "list_files", "{}")
     view(ev.RunStarted(RUN, "p", "kimi-k2-thinking", "api", None))
     view(ev.StepStarted(RUN, 1))
@@ -168,7 +168,7 @@ def compaction() -> ev.ContextCompacted:
 
 
 def test_a_compaction_is_a_notice_with_its_summary_folded(monkeypatch):
-    view, recorder, clock = make_live(monkeypatch)
+    view, recorder, _clock = make_live(monkeypatch)
     view(ev.RunStarted(RUN, "p", "kimi-k2-thinking", "api", None))
     view(ev.StepStarted(RUN, 159))
     view(ev.StepFinished(RUN, 159, AssistantMessage("", "x"), Usage(1, 1, 2), "tool_calls"))
