@@ -44,7 +44,10 @@ def set_search_provider(provider: SearchProvider | None) -> None:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """Register ``%%k2``/``%k2`` and their configuration in this IPython session."""
+    """Register ``%%k2``/``%k2`` and their configuration in this IPython session, and the comm
+    target the lab extension says hello on."""
+    from functools import partial
+
     from .kernel.magics import K2Magics
     from .ui import frontend, view_factory
 
@@ -53,12 +56,18 @@ def load_ipython_extension(ipython: Any) -> None:
     ipython.configurables.append(magics)
     session = Session.of(ipython)
     session.configured = magics.configured
+    hellos = frontend.Hellos(session.frontends)
+    hellos.listen()
     # The run view first: it displays each call's block before the lab extension starts moving
     # that call's outputs into their own cell.
-    session.views[:] = [view_factory, frontend.view_factory]
+    session.views[:] = [partial(view_factory, hellos=hellos),
+                        partial(frontend.view_factory, hellos=hellos)]
 
 
 def unload_ipython_extension(ipython: Any) -> None:
+    from .ui import frontend
+
     session = Session.of(ipython)
     session.configured = dict
     session.views.clear()
+    frontend.stop_listening()

@@ -50,6 +50,9 @@ class Session:
         self.step_throughs: dict[str, StepThrough] = {}
         #: The kernel's ``%%k2`` cells as one conversation, in execution order.
         self.conversation = Conversation()
+        #: What each frontend said it can do in its hello (the lab extension: "real_cells",
+        #: "approval_dialog"), by the client session id in its messages' headers.
+        self.frontends: dict[str, set[str]] = {}
 
     @classmethod
     def of(cls, shell: Any) -> Session:

@@ -9,24 +9,35 @@ The tool code runs inside the ``%%k2`` cell's execution, so every message carrie
 execute request as parent, in order on iopub with the call's outputs. Nothing here waits for an
 answer: without the extension (nbclient, VS Code, a terminal) the messages go unheard and the
 outputs stay in the ``%%k2`` cell.
+
+:class:`Hellos` keeps what the extension says about itself (its hello), by client, so that the
+run view knows when a run's calls will be cells of their own and can show each as a line.
 """
 
 from __future__ import annotations
 
 import sys
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from ..core import events as ev
+from .static import cell_call_id
 
 COMM_TARGET = "k2nb"
 PROTOCOL_VERSION = 1
+REAL_CELLS = "real_cells"  # the hello's feature: each code call becomes a cell of its own
+REPLIES_AWAITED = 8  # closed runs' comms still listened to for the extension's reply
 
 
-def _kernel_present() -> bool:
-    """Whether this code runs in an IPython kernel (where comms reach a frontend)."""
-    from . import in_kernel
-
-    return in_kernel()
+def in_kernel() -> bool:
+    """True inside a Jupyter kernel (a frontend that can show widgets and HTML, and comms)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 def _flush_streams() -> None:
@@ -71,19 +82,132 @@ def _running_cell_number() -> int | None:
         return None
 
 
+def _comm_manager() -> Any:
+    from comm import get_comm_manager
+
+    return get_comm_manager()
+
+
+class Hellos:
+    """What the frontends attached to this kernel said they can do, in their hello.
+
+    The lab extension says hello when it connects (a comm it opens on target ``k2nb``) and in
+    reply to each run it takes (a message on the run's comm, which reaches the kernel once the
+    ``%%k2`` cell has ended and the comm is closed: :meth:`await_reply` keeps listening on it).
+    Each hello is kept under the client that sent it (the session id in its header), so a run
+    asks about the frontend that runs *its* cell: a console on the same kernel, or nbclient,
+    has not said hello and gets the full view.
+
+    ``features`` is the Session's store (client session id → features); it is filled in place.
+    """
+
+    def __init__(self, features: dict[str, set[str]]) -> None:
+        self.features = features
+        self._awaited: deque[_ReplyCatcher] = deque()
+
+    def listen(self) -> bool:
+        """Register the comm target ``k2nb`` for the extension's connect-time hello (in a
+        kernel; elsewhere there is no frontend to hear from)."""
+        if not in_kernel():
+            return False
+        try:
+            _comm_manager().register_target(COMM_TARGET, self._opened)
+        except Exception:
+            return False
+        return True
+
+    def heard(self, msg: dict[str, Any]) -> None:
+        """Record a hello (a comm_open or comm_msg whose data is one); ignore anything else."""
+        data = (msg.get("content") or {}).get("data") or {}
+        client = (msg.get("header") or {}).get("session")
+        if data.get("type") != "hello" or not client:
+            return
+        features = data.get("features")
+        if isinstance(features, list):
+            self.features[client] = {f for f in features if isinstance(f, str)}
+
+    def current(self) -> set[str]:
+        """The features of the frontend whose request the kernel is running now (none known:
+        an empty set)."""
+        client = _running_client()
+        return self.features.get(client, set()) if client else set()
+
+    def await_reply(self, comm_id: str) -> None:
+        """Keep hearing a closed comm: the comm package drops messages for comms it closed, and
+        the extension's reply to a run arrives only after the run. A few are kept at a time
+        (a frontend without the extension never replies)."""
+        manager = _comm_manager()
+        catcher = _ReplyCatcher(comm_id, self.heard, manager)
+        manager.register_comm(catcher)
+        self._awaited.append(catcher)
+        while len(self._awaited) > REPLIES_AWAITED:
+            self._awaited.popleft().forget()
+
+    def _opened(self, comm: Any, msg: dict[str, Any]) -> None:
+        # The extension closes this comm itself once the kernel has handled the opening.
+        self.heard(msg)
+
+
+class _ReplyCatcher:
+    """Stands in the comm manager for a run's comm once it is closed, until the reply comes."""
+
+    def __init__(self, comm_id: str, on_msg: Callable[[dict[str, Any]], None],
+                 manager: Any) -> None:
+        self.comm_id = comm_id
+        self.target_name = COMM_TARGET  # what comm_info requests list
+        self._closed = False  # the comm manager sets it on a comm_close
+        self._on_msg = on_msg
+        self._manager = manager
+
+    def handle_msg(self, msg: dict[str, Any]) -> None:
+        try:
+            self._on_msg(msg)
+        finally:
+            self.forget()
+
+    def handle_close(self, msg: dict[str, Any]) -> None:
+        """The frontend closed it (the manager has already let it go)."""
+
+    def forget(self) -> None:
+        if self._manager.comms.get(self.comm_id) is self:
+            del self._manager.comms[self.comm_id]
+
+
+def stop_listening() -> None:
+    """Unregister the comm target (the extension is being unloaded)."""
+    if in_kernel():
+        try:
+            _comm_manager().targets.pop(COMM_TARGET, None)
+        except Exception:
+            pass
+
+
+def _running_client() -> str | None:
+    """The session id of the client whose request the kernel runs now (its execute request)."""
+    try:
+        from IPython import get_ipython
+
+        parent = get_ipython().kernel.get_parent()
+        return (parent.get("header") or {}).get("session") or None
+    except Exception:
+        return None
+
+
 class FrontendBridge:
     """An event subscriber that mirrors a run's code_interpreter calls to the lab extension.
 
     Build one per run, inside the ``%%k2`` cell's execution, and pass it every event of that
-    run; call :meth:`close` when the run ends however it ends (it is idempotent).
+    run; call :meth:`close` when the run ends however it ends (it is idempotent). With
+    ``hellos``, the extension's reply to the run (its hello) is recorded there.
     """
 
-    def __init__(self, model: str = ""):
+    def __init__(self, model: str = "", hellos: Hellos | None = None):
         self.model = model
+        self._hellos = hellos
         self._comm: Any = None
         self._run_id = ""
         self._open_calls: dict[str, int] = {}  # call id -> step
-        self._enabled = _kernel_present()
+        self._enabled = in_kernel()
         self._closed = False
 
     def __call__(self, event: ev.Event) -> None:
@@ -106,14 +230,17 @@ class FrontendBridge:
         """End the run for the extension: open calls are marked interrupted, the comm closes."""
         if self._closed:
             return
-        for call_id in list(self._open_calls):
+        for call_id, step in self._open_calls.items():
             self._send({"type": "tool_call_finished", "run_id": self._run_id,
-                        "call_id": call_id, "execution_count": None, "status": "interrupted"})
+                        "call_id": cell_call_id(self._run_id, step, call_id),
+                        "execution_count": None, "status": "interrupted"})
         self._open_calls.clear()
         self._closed = True
         if self._comm is not None:
             try:
                 self._comm.close()
+                if self._hellos is not None:
+                    self._hellos.await_reply(self._comm.comm_id)
             except Exception:
                 pass
             self._comm = None
@@ -133,6 +260,8 @@ class FrontendBridge:
                       "run_id": event.run_id, "model": self.model,
                       "execution_count": _running_cell_number()},
             )
+            if self._hellos is not None:  # a reply while the run goes on (a kernel that
+                self._comm.on_msg(self._hellos.heard)  # handles comms on a subshell)
         except Exception:
             # No comm machinery (an unusual kernel): the run goes on without real cells.
             self._enabled = False
@@ -146,7 +275,7 @@ class FrontendBridge:
             "type": "tool_call_started",
             "run_id": event.run_id,
             "step": event.step,
-            "call_id": event.call.id,
+            "call_id": cell_call_id(event.run_id, event.step, event.call.id),
             "name": event.call.name,
             "code": event.code,
             "model": self.model,
@@ -154,12 +283,13 @@ class FrontendBridge:
         })
 
     def _tool_call_finished(self, event: ev.ToolCallFinished) -> None:
-        if self._open_calls.pop(event.call.id, None) is None:
+        step = self._open_calls.pop(event.call.id, None)
+        if step is None:
             return
         self._send({
             "type": "tool_call_finished",
             "run_id": event.run_id,
-            "call_id": event.call.id,
+            "call_id": cell_call_id(event.run_id, step, event.call.id),
             "execution_count": event.execution_count,
             "status": event.status,
         })
@@ -186,8 +316,8 @@ class FrontendBridge:
             pass
 
 
-def view_factory(settings: Any, shell: Any) -> FrontendBridge | None:
+def view_factory(settings: Any, shell: Any, hellos: Hellos | None = None) -> FrontendBridge | None:
     """For ``Session.views``: a bridge per run when a kernel can reach a frontend."""
-    if not _kernel_present():
+    if not in_kernel():
         return None
-    return FrontendBridge(settings.model)
+    return FrontendBridge(settings.model, hellos)

@@ -28,7 +28,9 @@ from typing import Any
 
 from ..core.events import (
     ContentDelta,
+    ContextCompacted,
     Event,
+    GenerationProgress,
     Notice,
     ReasoningDelta,
     RunFinished,
@@ -39,7 +41,7 @@ from ..core.events import (
     ToolCallStarted,
 )
 from . import static
-from .timeline import CallEntry, Timeline, StepEntry
+from .timeline import CallEntry, StepEntry, Timeline
 
 Bundle = dict[str, Any]
 Publisher = Callable[[Bundle, str, bool, dict[str, Any]], None]
@@ -110,7 +112,8 @@ class LiveView:
 
     ``widgets=False`` keeps to static HTML blocks updated in place (for frontends without
     widgets). ``quiet`` shows no thinking while it streams (it is still kept, collapsed, at the
-    end of each step).
+    end of each step). ``calls_in_cells``: the frontend puts each code call into a cell of its
+    own (the lab extension said so), so a code call is one line pointing to that cell.
     """
 
     def __init__(
@@ -123,10 +126,12 @@ class LiveView:
         clock: Callable[[], float] = time.monotonic,
         publish: Publisher | None = None,
         segment_chars: int | None = None,
+        calls_in_cells: bool = False,
     ) -> None:
         self.timeline = Timeline(max_steps, clock)
         self.quiet = quiet
         self.widgets = widgets
+        self.calls_in_cells = calls_in_cells
         self.messages = 0  # iopub messages this view caused (displays, updates, comm)
         self._clock = clock
         self._pacer = Pacer(rate)
@@ -138,8 +143,10 @@ class LiveView:
         self._header_text = ""
         self._header_at = float("-inf")
         self._header_step = 0
-        self._calls_shown: dict[str, str] = {}  # call id -> HTML shown
+        self._calls_shown: dict[str, str] = {}  # cell call id -> HTML shown
+        self._calls_final: set[str] = set()  # cell call ids shown with their final status
         self._calls_ended: list[CallEntry] = []  # finished calls whose block shows "running"
+        self._steps_final = 0  # steps[:n] are static for good
         self._closed = False
         self._failed: BaseException | None = None
 
@@ -151,7 +158,8 @@ class LiveView:
         if self._closed:
             return
         kind = type(event)
-        if kind is ReasoningDelta or kind is ContentDelta or kind is ToolCallDelta:
+        if (kind is ReasoningDelta or kind is ContentDelta or kind is ToolCallDelta
+                or kind is GenerationProgress):
             if now >= self._pacer.next_at and self._failed is None:
                 self._guard(self._tick, now)
             return
@@ -181,8 +189,10 @@ class LiveView:
             self._refresh_header(now, force=True)
         elif isinstance(event, StepStarted):
             # earlier steps become static before this one's first block can appear
-            for step in self.timeline.steps[:-1]:
+            steps = self.timeline.steps
+            for step in steps[self._steps_final : len(steps) - 1]:
                 self._sync_step(step, now, final=True)
+            self._steps_final = max(self._steps_final, len(steps) - 1)
             if self._pacer.due(now):
                 self._tick(now)
         elif isinstance(event, ToolCallStarted):
@@ -191,7 +201,7 @@ class LiveView:
             self._sync_step(step, now, final=step.finished_at is not None)
             call = self.timeline.find_call(event.call.id)
             if call is not None:
-                self._show_call(call, update=False)
+                self._show_call(call)
             if self._pacer.due(now):
                 self._refresh_header(now, force=True)
         elif isinstance(event, ToolCallFinished):
@@ -205,6 +215,12 @@ class LiveView:
             if step is not None:
                 self._sync_step(step, now, final=False)
             self._send(static.notice_bundle(event.text, event.level), self._new_id(), "notice")
+        elif isinstance(event, ContextCompacted):
+            step = self.timeline.current
+            if step is not None:
+                self._sync_step(step, now, final=False)
+            self._send(static.compaction_bundle(event), self._new_id(), "compaction",
+                       step=event.step)
         elif self._pacer.due(now):  # StepFinished and anything newer: shown at the next tick
             self._tick(now)
 
@@ -355,21 +371,28 @@ class LiveView:
     def _show_ended_calls(self) -> None:
         ended, self._calls_ended = self._calls_ended, []
         for call in ended:
-            self._show_call(call, update=call.call.id in self._calls_shown)
+            self._show_call(call)
 
-    def _show_call(self, call: CallEntry, update: bool) -> None:
-        bundle = static.call_bundle(call)
-        if update and self._calls_shown.get(call.call.id) == bundle["text/html"]:
+    def _show_call(self, call: CallEntry) -> None:
+        """Show the call's block, or bring it up to date; nothing once it is final."""
+        cell_id = static.cell_call_id(self.timeline.run_id, call.step, call.call.id)
+        if cell_id in self._calls_final:
             return
-        self._send(
-            bundle,
-            f"{self._prefix}-call-{call.call.id}",
-            "call",
-            update=update,
-            step=call.step,
-            call_id=call.call.id,
-        )
-        self._calls_shown[call.call.id] = bundle["text/html"]
+        if self.calls_in_cells and call.code is not None:
+            bundle = static.call_line_bundle(call, cell_id)
+        else:
+            bundle = static.call_bundle(call)
+        update = cell_id in self._calls_shown
+        if not (update and self._calls_shown[cell_id] == bundle["text/html"]):
+            # the model's call ids recur (from run to run, and once steps were compacted):
+            # the display id is the call's cell id, unique in the notebook
+            self._send(bundle, f"{self._prefix}-call-{cell_id}", "call", update=update,
+                       step=call.step, call_id=call.call.id)
+        if call.status == "running":
+            self._calls_shown[cell_id] = bundle["text/html"]
+        else:  # final: never rendered again (its HTML need not be kept)
+            self._calls_shown[cell_id] = ""
+            self._calls_final.add(cell_id)
 
     # ------------------------------------------------------------------ end of run
 
@@ -383,7 +406,7 @@ class LiveView:
             for step in self.timeline.steps:
                 self._sync_step(step, now, final=True)
                 for call in step.calls:
-                    self._show_call(call, update=call.call.id in self._calls_shown)
+                    self._show_call(call)
             self._refresh_header(now, force=True)
             last = self.timeline.current
             answer = self.timeline.answer.strip()

@@ -14,6 +14,7 @@ from typing import TextIO
 
 from ..core.events import (
     ContentDelta,
+    ContextCompacted,
     Event,
     Notice,
     ReasoningDelta,
@@ -92,6 +93,8 @@ class PlainView:
                     self._line(static.folded_text(call.observation, "    "))
         elif isinstance(event, Notice):
             self._line(static.notice_bundle(event.text, event.level)["text/plain"])
+        elif isinstance(event, ContextCompacted):
+            self._line(static.compaction_bundle(event)["text/plain"])
         elif isinstance(event, RunFinished):
             self._finish(now)
 

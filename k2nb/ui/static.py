@@ -14,13 +14,27 @@ import importlib.util
 import json
 from typing import Any
 
+from ..core.events import ContextCompacted
 from .pricing import estimate_cost
-from .timeline import CallEntry, Timeline, StepEntry
+from .timeline import CallEntry, StepEntry, Timeline
 
 Bundle = dict[str, Any]
 
 FOLD_LINES = 25  # longer observations show this many lines, the rest behind "show all"
 FOLD_CHARS = 4000
+# A call's text/plain shows the head of its code (the HTML has all of it): the text is a
+# fallback few frontends read, and a long run's cell should not carry every call twice.
+PLAIN_CODE_LINES = 10
+PLAIN_CODE_CHARS = 400
+# What the model read, when it is not simply the outputs shown beside it: a head, the whole
+# of it being in the transcript.
+READ_CHARS = 2000
+# A call line (the call runs in a cell of its own): heads of its code and of what the model
+# read, folded under the line; the cell and the transcript have them whole.
+LINE_CODE_LINES = 12
+LINE_CODE_CHARS = 1200
+LINE_READ_CHARS = 600
+CALL_ID_ATTRIBUTE = "data-k2nb-call-id"  # a click on it selects the call's cell (lab extension)
 
 _STATUS_MARK = {
     "running": "⏳",
@@ -115,6 +129,26 @@ def folded_pre(text: str) -> str:
     return out
 
 
+def head(text: str, lines: int, chars: int) -> str:
+    """The first ``lines`` lines of ``text``, at most ``chars`` characters of them."""
+    end = -1
+    for _ in range(lines):
+        end = text.find("\n", end + 1)
+        if end < 0:
+            end = len(text)
+            break
+    shown = text[: min(end, chars)]
+    return shown.rstrip("\n") if len(shown) < len(text) else shown
+
+
+def left_out(text: str, shown: str) -> str:
+    """What a head leaves out, in words: "12 more lines" or "3,200 more characters"."""
+    rest = text[len(shown):]
+    if rest.startswith("\n"):
+        return _plural(len(rest.splitlines()) - 1, "more line")
+    return _plural(len(rest), "more character")
+
+
 def folded_text(text: str, indent: str) -> str:
     """Plain-text counterpart of :func:`folded_pre`."""
     lines = text.splitlines()
@@ -139,6 +173,9 @@ def header_summary(timeline: Timeline, now: float, *, activity: str = "") -> lis
     parts.append(
         f"{timeline.usage.prompt_tokens:,} in / {timeline.output_tokens_so_far():,} out tokens"
     )
+    context = context_text(timeline)
+    if context:
+        parts.append(context)
     parts.append(format_duration(timeline.elapsed(now)))
     cost = estimate_cost(timeline.model, timeline.usage)
     if cost is not None and timeline.usage.total_tokens:
@@ -146,6 +183,24 @@ def header_summary(timeline: Timeline, now: float, *, activity: str = "") -> lis
     if activity:
         parts.append(activity)
     return parts
+
+
+def short_tokens(count: int) -> str:
+    """143k, 262k, 1.2M, 850."""
+    if count >= 999_500:
+        return f"{count / 1e6:.1f}M"
+    if count >= 1000:
+        return f"{round(count / 1000)}k"
+    return str(count)
+
+
+def context_text(timeline: Timeline) -> str:
+    """``ctx 143k / 262k``: the context the server last reported against the window; empty
+    until a step reported its prompt tokens."""
+    if timeline.context_used is None:
+        return ""
+    used = f"ctx {short_tokens(timeline.context_used)}"
+    return f"{used} / {short_tokens(timeline.context_window)}" if timeline.context_window else used
 
 
 def activity(timeline: Timeline) -> str:
@@ -159,12 +214,20 @@ def activity(timeline: Timeline) -> str:
     if running:
         return f"running {running[-1].call.name}"
     if step.composing:
-        return f"writing a {step.composing} call"
-    if step.content and not step.usage:
-        return "writing"
-    if step.reasoning and not step.thinking_done:
-        return "thinking"
-    return "waiting for the model"
+        doing = f"writing a {step.composing} call"
+    elif step.content and not step.usage:
+        doing = "writing"
+    elif step.reasoning and not step.thinking_done:
+        doing = "thinking"
+    elif step.progress is not None and step.usage is None:
+        doing = "generating"
+    else:
+        return "waiting for the model"
+    progress = step.progress
+    if progress is None or step.usage is not None:
+        return doing
+    count = f"{progress.tokens:,} / {progress.budget:,}" if progress.budget else f"{progress.tokens:,}"
+    return f"{doing} · {count} tokens · {progress.tokens_per_s:,.0f} tok/s"
 
 
 def header_bundle(timeline: Timeline, now: float) -> Bundle:
@@ -229,12 +292,55 @@ def call_title(call: CallEntry) -> str:
     return " · ".join(parts)
 
 
+def outputs_text(outputs: list[dict[str, Any]]) -> str:
+    """The text of a call's outputs as the notebook shows them (streams, text/plain, errors)."""
+    parts = []
+    for out in outputs:
+        kind = out.get("output_type")
+        if kind == "stream":
+            parts.append(str(out.get("text", "")))
+        elif kind in ("display_data", "execute_result"):
+            parts.append(str(out.get("data", {}).get("text/plain", "")))
+        elif kind == "error":
+            parts.append(f"{out.get('ename', '')}: {out.get('evalue', '')}")
+    return "".join(parts)
+
+
+def read_differs(call: CallEntry) -> bool:
+    """Whether what the model read says more than the outputs the user sees (a summary of a
+    table, a cut, a trimmed traceback, an image described): only then is it worth showing
+    beside them. Spacing does not count."""
+    if not call.observation:
+        return False
+    return "".join(call.observation.split()) != "".join(outputs_text(call.outputs).split())
+
+
+def capped_pre(text: str, lines: int, chars: int, rest: str) -> str:
+    """``<pre>`` of the head of ``text``; ``rest`` says where the whole of it is."""
+    shown = head(text, lines, chars)
+    out = f'<pre style="white-space:pre-wrap;margin:0">{html.escape(shown)}</pre>'
+    if len(shown) < len(text):
+        out += f"<div><small>… {left_out(text, shown)}: {html.escape(rest)}</small></div>"
+    return out
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'s' if count != 1 else ''}"
+
+
 def call_bundle(call: CallEntry) -> Bundle:
-    """A tool call: name, status, code or arguments, and what the model read back."""
+    """A tool call: name, status, code or arguments, and what the model read back.
+
+    A code call's outputs are the cell's own outputs right under this block, so what the model
+    read is shown only where it differs from them, and capped (the transcript keeps it whole).
+    """
     title = call_title(call)
     if call.code is not None:
         shown = highlighted_code(call.code)
-        plain_body = "\n".join("    " + line for line in call.code.split("\n"))
+        code_head = head(call.code, PLAIN_CODE_LINES, PLAIN_CODE_CHARS)
+        plain_body = "\n".join("    " + line for line in code_head.split("\n"))
+        if len(code_head) < len(call.code):
+            plain_body += f"\n    … {left_out(call.code, code_head)}"
     else:
         args = _arguments_text(call)
         shown = f"<pre>{html.escape(args)}</pre>"
@@ -242,19 +348,82 @@ def call_bundle(call: CallEntry) -> Bundle:
     parts = [f"<div><b>{html.escape(title)}</b></div>", shown]
     plain = [title, plain_body]
     if call.status != "running" and call.observation:
-        lines = len(call.observation.splitlines()) or 1
-        if call.code is not None:
-            # the real outputs are in the notebook already; this is what the model was given
-            parts.append(
-                f"<details><summary>what the model read ({lines:,} line{'s' if lines != 1 else ''})"
-                "</summary>"
-                f"{folded_pre(call.observation)}</details>"
-            )
-        else:
+        if call.code is None:
             parts.append(folded_pre(call.observation))
-        plain.append("  → " + folded_text(call.observation, "    ").lstrip())
+            plain.append("  → " + folded_text(call.observation, "    ").lstrip())
+        elif read_differs(call):
+            lines = _plural(len(call.observation.splitlines()) or 1, "line")
+            parts.append(
+                f"<details><summary>what the model read ({lines})</summary>"
+                + capped_pre(call.observation, FOLD_LINES, READ_CHARS, "the transcript has all")
+                + "</details>")
+            read_head = head(call.observation, 5, 300)
+            plain.append("  model read: " + "\n    ".join(read_head.split("\n")))
     body = '<div class="k2nb-call" style="margin:0.3em 0">' + "".join(parts) + "</div>"
     return {"text/html": body, "text/plain": "\n".join(plain)}
+
+
+def cell_call_id(run_id: str, step: int, call_id: str) -> str:
+    """The id of a call's cell in the notebook (``metadata.k2nb.call_id``, and the call line's
+    ``data-k2nb-call-id``): the model's id, which recurs from run to run (and within a run once
+    older steps were compacted), made unique with the run and the step."""
+    return f"{call_id}@{run_id}/{step}"
+
+
+def cell_pointer(call: CallEntry) -> str:
+    """Where the call's cell is: ``→ [12]``, ``→ [*]`` while it runs, ``→ [ ]`` when it never
+    got a number (interrupted)."""
+    if call.execution_count is not None:
+        return f"→ [{call.execution_count}]"
+    return "→ [*]" if call.status == "running" else "→ [ ]"
+
+
+def _first_line(code: str, chars: int = 80) -> str:
+    line = next((ln.strip() for ln in code.splitlines() if ln.strip()), "")
+    return line if len(line) <= chars else line[: chars - 1] + "…"
+
+
+def call_line_bundle(call: CallEntry, cell_id: str) -> Bundle:
+    """A code call whose code and outputs are in a cell of their own (the lab extension made
+    it): one line with its status, duration and cell number, which selects that cell when
+    clicked; the heads of its code and of what the model read are folded under it, so the
+    saved notebook still reads on its own (nbviewer, GitHub) without carrying the outputs twice.
+    """
+    code = call.code or ""
+    parts = [f"{_STATUS_MARK.get(call.status, '•')} {call.call.name}", call.status]
+    if call.duration_s is not None:
+        parts.append(format_duration(call.duration_s))
+    linked = call.status != "skipped"  # a skipped call's cell was removed
+    if linked:
+        parts.append(cell_pointer(call))
+    first = _first_line(code)
+    plain = " · ".join(parts + ([first] if first else []))
+    line = html.escape(" · ".join(parts))
+    if first:
+        line += f' · <code style="opacity:0.75">{html.escape(first)}</code>'
+    where = f"cell [{call.execution_count}]" if call.execution_count is not None else "its cell"
+    if linked:
+        line = (f'<div {CALL_ID_ATTRIBUTE}="{html.escape(cell_id)}" style="cursor:pointer" '
+                f'title="Select this call\'s cell">{line}</div>')
+    else:
+        line = f"<div>{line}</div>"
+    folds = [
+        f'<details style="margin-left:1.5em"><summary><small>code · '
+        f'{_plural(code.count(chr(10)) + 1, "line")}</small></summary>'
+        + capped_pre(code, LINE_CODE_LINES, LINE_CODE_CHARS, f"the whole code is in {where}")
+        + "</details>"
+    ]
+    if call.status != "running" and read_differs(call):
+        lines = _plural(len(call.observation.splitlines()) or 1, "line")
+        folds.append(
+            f'<details style="margin-left:1.5em"><summary><small>what the model read · {lines}'
+            "</small></summary>"
+            + capped_pre(call.observation, LINE_CODE_LINES, LINE_READ_CHARS,
+                         f"the outputs are in {where}, the rest in the transcript")
+            + "</details>")
+    body = ('<div class="k2nb-call k2nb-call-line" style="margin:0.15em 0">' + line
+            + "".join(folds) + "</div>")
+    return {"text/html": body, "text/plain": plain}
 
 
 # --------------------------------------------------------------------------- notices, outcome
@@ -265,6 +434,29 @@ def notice_bundle(text: str, level: str) -> Bundle:
     return {
         "text/html": f"<div><small>{mark} {html.escape(text)}</small></div>",
         "text/plain": f"{mark} {text}",
+    }
+
+
+def compaction_text(event: ContextCompacted) -> str:
+    """"context compacted at step 160: steps 1–150 summarised (212k → 31k tokens)"."""
+    steps = (f"step {event.first}" if event.first == event.last
+             else f"steps {event.first}–{event.last}")
+    text = f"context compacted at step {event.step}: {steps} summarised"
+    if event.tokens_before and event.tokens_after:
+        text += (f" ({short_tokens(event.tokens_before)} → "
+                 f"{short_tokens(event.tokens_after)} tokens)")
+    return text
+
+
+def compaction_bundle(event: ContextCompacted) -> Bundle:
+    """A notice line for a compaction, with the summary the run goes on from folded under it."""
+    text = compaction_text(event)
+    return {
+        "text/html": (f'<div class="k2nb-compaction"><details><summary><small>ℹ '
+                      f"{html.escape(text)}</small></summary>"
+                      f'<div style="opacity:0.8">{markdown_html(event.summary)}</div>'
+                      "</details></div>"),
+        "text/plain": f"ℹ {text}\n" + "\n".join("  │ " + ln for ln in event.summary.split("\n")),
     }
 
 
@@ -283,18 +475,30 @@ def outcome_bundle(timeline: Timeline) -> Bundle | None:
     }
 
 
-def run_bundles(timeline: Timeline, now: float) -> list[Bundle]:
+def run_bundles(timeline: Timeline, now: float, calls_in_cells: bool = False) -> list[Bundle]:
     """The whole run as a list of static bundles, in the order the live view shows them.
 
-    (Tool outputs are not included: in a notebook they are real outputs of their own.)
+    (Tool outputs are not included: in a notebook they are real outputs of their own.) With
+    ``calls_in_cells``, code calls are call lines (their cells hold code and outputs).
     """
     bundles = [header_bundle(timeline, now)]
+    compactions: dict[int, list[ContextCompacted]] = {}
+    for event in timeline.compactions:
+        compactions.setdefault(event.step, []).append(event)
     for step in timeline.steps:
+        bundles.extend(compaction_bundle(event) for event in compactions.pop(step.step, ()))
         if step.reasoning:
             bundles.append(thinking_bundle(step, now))
         if step.content and step.content_text.strip() != timeline.answer.strip():
             bundles.append(content_bundle(step.content_text))
-        bundles.extend(call_bundle(call) for call in step.calls)
+        for call in step.calls:
+            if calls_in_cells and call.code is not None:
+                cell_id = cell_call_id(timeline.run_id, call.step, call.call.id)
+                bundles.append(call_line_bundle(call, cell_id))
+            else:
+                bundles.append(call_bundle(call))
+    for events in compactions.values():  # compacted before a step that never started
+        bundles.extend(compaction_bundle(event) for event in events)
     if timeline.answer:
         bundles.append(content_bundle(timeline.answer))
     outcome = outcome_bundle(timeline)

@@ -14,7 +14,9 @@ from typing import Any
 
 from ..core.events import (
     ContentDelta,
+    ContextCompacted,
     Event,
+    GenerationProgress,
     Notice,
     ReasoningDelta,
     RunFinished,
@@ -65,6 +67,7 @@ class StepEntry:
     finished_at: float | None = None
     cut_short: bool = False  # the run ended before this step did
     calls: list[CallEntry] = field(default_factory=list)
+    progress: GenerationProgress | None = None  # the latest count of a model in the kernel
 
     @property
     def reasoning_text(self) -> str:
@@ -116,9 +119,18 @@ class Timeline:
     steps: list[StepEntry] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     notices: list[Notice] = field(default_factory=list)
+    compactions: list[ContextCompacted] = field(default_factory=list)
+    #: Tokens the model's window holds, when the run said (RunStarted.context_window).
+    context_window: int | None = None
+    #: Tokens in the context after the last step the server reported usage for: its prompt
+    #: plus what it generated (which joins the context). None until one was reported.
+    context_used: int | None = None
     answer: str = ""
     stop_reason: str | None = None
     note: str = ""
+    # Indexes kept beside the lists, so that an event finds its step or call in constant time.
+    _steps_by_number: dict[int, StepEntry] = field(default_factory=dict, repr=False)
+    _calls_by_id: dict[str, CallEntry] = field(default_factory=dict, repr=False)
 
     @property
     def current(self) -> StepEntry | None:
@@ -139,29 +151,39 @@ class Timeline:
         return max(0.0, end - self.started_at)
 
     def output_tokens_so_far(self) -> int:
-        """Completion tokens reported so far plus the deltas of the step still streaming."""
+        """Completion tokens reported so far plus those of the step still streaming (its
+        deltas, or the count a model in the kernel reports, whichever is further)."""
         live = self.current
         if live is None or live.usage is not None:
             return self.usage.completion_tokens
-        return self.usage.completion_tokens + live.reasoning_deltas + len(live.content)
+        streamed = live.reasoning_deltas + len(live.content)
+        if live.progress is not None:
+            streamed = max(streamed, live.progress.tokens)
+        return self.usage.completion_tokens + streamed
 
     def step(self, number: int, now: float) -> StepEntry:
         """The entry of step ``number``, created if an event arrives before its StepStarted."""
-        if self.steps and self.steps[-1].step == number:
-            return self.steps[-1]
-        for existing in self.steps:
-            if existing.step == number:
-                return existing
+        steps = self.steps
+        if steps and steps[-1].step == number:
+            return steps[-1]
+        if len(self._steps_by_number) != len(steps):  # someone built the list by hand
+            self._steps_by_number = {s.step: s for s in steps}
+        existing = self._steps_by_number.get(number)
+        if existing is not None:
+            return existing
         record = StepEntry(number, now)
-        self.steps.append(record)
+        steps.append(record)
+        self._steps_by_number[number] = record
         return record
 
     def find_call(self, call_id: str) -> CallEntry | None:
-        for step in reversed(self.steps):
-            for call in step.calls:
-                if call.call.id == call_id:
-                    return call
-        return None
+        """The latest call with this id (a model's ids can recur once older steps were
+        compacted away)."""
+        return self._calls_by_id.get(call_id)
+
+    def _add_call(self, step: StepEntry, call: CallEntry) -> None:
+        step.calls.append(call)
+        self._calls_by_id[call.call.id] = call
 
     def apply(self, event: Event, now: float | None = None) -> None:
         """Update the timeline with one event."""
@@ -176,6 +198,8 @@ class Timeline:
             step.reasoning.append(event.text)
             step.reasoning_chars += len(event.text)
             step.reasoning_deltas += 1
+        elif isinstance(event, GenerationProgress):
+            self.step(event.step, now).progress = event
         elif isinstance(event, ContentDelta):
             step = self.step(event.step, now)
             step.end_thinking(now)
@@ -197,15 +221,17 @@ class Timeline:
             step.finish_reason = event.finish_reason
             step.finished_at = now
             self.usage = self.usage + event.usage
+            if event.usage.prompt_tokens:
+                self.context_used = event.usage.prompt_tokens + event.usage.completion_tokens
             self._reconcile(step, event.message.reasoning, event.message.content)
         elif isinstance(event, ToolCallStarted):
-            step = self.step(event.step, now)
-            step.calls.append(CallEntry(event.call, event.step, event.code, now))
+            self._add_call(self.step(event.step, now),
+                           CallEntry(event.call, event.step, event.code, now))
         elif isinstance(event, ToolCallFinished):
             call = self.find_call(event.call.id)
-            if call is None:
+            if call is None or call.step != event.step:  # a call that never started (skipped)
                 call = CallEntry(event.call, event.step, None, now)
-                self.step(event.step, now).calls.append(call)
+                self._add_call(self.step(event.step, now), call)
             call.observation = event.observation
             call.outputs = list(event.outputs)
             call.execution_count = event.execution_count
@@ -213,12 +239,15 @@ class Timeline:
             call.status = call_status(event)
         elif isinstance(event, Notice):
             self.notices.append(event)
+        elif isinstance(event, ContextCompacted):
+            self.compactions.append(event)
         elif isinstance(event, RunStarted):
             self.run_id = event.run_id
             self.prompt = event.prompt
             self.model = event.model
             self.backend = event.backend
             self.transcript_path = event.transcript_path
+            self.context_window = event.context_window
             self.started_at = now
         elif isinstance(event, RunFinished):
             self.finish(event.stop_reason, event.answer, event.note, now, usage=event.usage)

@@ -116,7 +116,8 @@ def test_approve_ask_in_a_k2_run_edit_then_skip(lab, scripted, page):
     assert [c["source"] for c in after] == [
         "%%k2 --approve ask\nCompute something.", "y = 2\nprint('edited y is', y)"]
     assert output_text(after[1]) == "edited y is 2\n"
-    assert after[1]["metadata"]["k2nb"]["call_id"] == "first"
+    meta = after[1]["metadata"]["k2nb"]
+    assert meta["call_id"] == f"first@{meta['run_id']}/1"  # unique in the notebook
     assert cell_locator(page, 0).locator(".jp-Stdin").count() == 0
     # The model was told what happened to each call.
     tool_messages = [m for m in scripted.requests[-1]["messages"] if m["role"] == "tool"]

@@ -92,7 +92,7 @@ def test_two_tool_calls_become_two_saved_cells(lab, scripted, page):
         assert cell["source"] == code
         meta = cell["metadata"]["k2nb"]
         assert meta["step"] == step
-        assert meta["call_id"] == call_id
+        assert meta["call_id"] == f"{call_id}@{meta['run_id']}/{step}"  # unique in the notebook
         assert meta["model"] == MODEL
         assert meta["source_cell"] == k2["id"]
         run_ids.add(meta["run_id"])
@@ -134,7 +134,8 @@ def test_rerunning_replaces_the_previous_runs_cells_after_asking(lab, scripted, 
     assert [c["source"] for c in after] == [
         "%%k2\nPrint a greeting.", "print('second run')", "print('my own cell')"]
     assert output_text(after[1]) == "second run\n"
-    assert after[1]["metadata"]["k2nb"]["call_id"] == "r2"
+    meta = after[1]["metadata"]["k2nb"]
+    assert meta["call_id"] == f"r2@{meta['run_id']}/1"
     assert page.k2nb_errors == []
 
 

@@ -11,9 +11,6 @@ from __future__ import annotations
 import queue
 import textwrap
 
-import pytest
-from jupyter_client.manager import start_new_kernel
-
 from k2nb.core import events as ev
 from k2nb.core.messages import ToolCall, Usage
 from k2nb.testing import Call, Reply, ScriptedServer
@@ -103,7 +100,10 @@ def test_a_real_run_brackets_each_calls_outputs_with_comm_messages(kernel, tmp_p
     assert data[0]["execution_count"] == execute_input_count
     started = [d for d in data if d.get("type") == "tool_call_started"]
     finished = [d for d in data if d.get("type") == "tool_call_finished"]
-    assert [d["call_id"] for d in started] == ["call-a", "call-b"]
+    # the model's id, made unique in the notebook by the run and the step (ids recur)
+    run_id = data[0]["run_id"]
+    assert [d["call_id"] for d in started] == [f"call-a@{run_id}/1", f"call-b@{run_id}/2"]
+    assert [d["call_id"] for d in finished] == [d["call_id"] for d in started]
     assert started[0]["code"] == "x = 6 * 7\nprint('x is', x)"
     assert started[0]["step"] == 1 and started[1]["step"] == 2
     assert started[0]["model"] == "kimi-k2-thinking"
@@ -132,7 +132,7 @@ def test_closing_a_run_mid_call_marks_the_call_interrupted(kernel):
     data = [m["content"].get("data", {}) for m in messages if m["msg_type"].startswith("comm_")]
     assert [d.get("type") for d in data] == [
         "run_started", "tool_call_started", "tool_call_finished", None]
-    assert data[2] == {"type": "tool_call_finished", "run_id": "run-1", "call_id": "c1",
+    assert data[2] == {"type": "tool_call_finished", "run_id": "run-1", "call_id": "c1@run-1/1",
                        "execution_count": None, "status": "interrupted"}
 
 

@@ -55,7 +55,9 @@ def test_answered_run_leaves_details_and_markdown_answer(monkeypatch):
     assert "<code>6 * 7</code>" in thinking1["text/html"]  # rendered as Markdown
     assert thinking_plain(thinking1) == "I should compute `6 * 7` with Python."
     assert "✓ code_interpreter · ok · [3]" in call["text/plain"]
-    assert "print" in call["text/html"] and "<details>" in call["text/html"]
+    assert "print" in call["text/html"]
+    # the model read what the cell shows ("42"), right under the block: not repeated
+    assert "what the model read" not in call["text/html"]
     assert answer == {"text/markdown": "6 × 7 = **42**.", "text/plain": "6 × 7 = **42**."}
 
 
