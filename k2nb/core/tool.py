@@ -98,7 +98,12 @@ class UnclosedToolCall(ToolCall):
     def problem(self) -> str:
         """The error observation: what happened and what the model should send instead."""
         what = f"`{self.name}` call" if self.name else "tool call"
-        marker = f" `{self.end_marker}`" if self.end_marker else ""
-        return (f"This {what} was not run: your turn ended before the call's end "
-                f"marker{marker}, so its arguments may be incomplete. Send the whole call again"
-                + (f", ending it with `{self.end_marker}`." if self.end_marker else "."))
+        # A fence is quoted, not code-spanned: ````` ``` ````` reads worse than "```".
+        quote = '"' if "`" in self.end_marker else "`"
+        marker = f"{quote}{self.end_marker}{quote}"
+        if not self.end_marker:
+            return (f"This {what} was not run: your turn ended in the middle of the call, "
+                    "so its arguments may be incomplete. Send the whole call again.")
+        return (f"This {what} was not run: your turn ended before the call's end marker "
+                f"{marker}, so its arguments may be incomplete. Send the whole call again, "
+                f"ending it with {marker}.")

@@ -153,3 +153,29 @@ def test_a_call_cut_by_the_token_budget_never_runs(
     run = k2nb.run(trained.prompt, backend=backend, shell=shell, **trained.run_options)
     assert backend.step_stats[-2].generated_tokens == len(turn)
     assert shell.user_ns["x"] == 42 and ran_file.read_text() == "ran"
+
+
+def test_a_cut_call_is_shown_as_not_run_in_a_real_kernel(
+    trained_caller: Any, tmp_path: Path
+) -> None:
+    """What the user sees when ``--max-tokens`` cuts the call mid-arguments: the partial call,
+    marked skipped and why, and the run's note on how to raise the budget; nothing ran."""
+    from k2nb.testing.notebook import cell_text, run_notebook
+
+    nb = run_notebook(
+        [
+            "%load_ext k2nb",
+            f"%k2 backend local --model {trained_caller.path}",
+            f"%%k2 --temperature 0 --max-steps 3 --max-tokens 40\n{trained_caller.prompt}",
+            "import os\nprint('x' in dir(), os.path.exists('ran.txt'), _k2.stop_reason)",
+        ],
+        tmp_path,
+        timeout=300,
+    )
+    shown = cell_text(nb.cells[2])
+    assert "code_interpreter · skipped" in shown
+    assert '{"code": "open(' in shown  # the partial arguments, as the model wrote them
+    assert "not run: the step was cut off by the token budget" in shown
+    assert "used its whole token budget (--max-tokens 40, thinking included)" in shown
+    assert "Raise it with --max-tokens N" in shown
+    assert cell_text(nb.cells[3]).strip() == "False False max_tokens"
