@@ -120,8 +120,11 @@ OPTIONS: tuple[Option, ...] = (
            limits=(0, 86_400), metavar="S"),
     Option("temperature", float, TEMPERATURE, "sampling temperature; K2 Thinking is tuned for 1.0",
            flag="--temperature", limits=(0.0, 2.0), metavar="T"),
-    Option("approve", str, "auto", "`ask`: confirm every call; `risky`: only flagged code",
+    Option("approve", str, "auto", "`ask`: confirm each call of a tool that acts (code, MCP "
+           "tools not marked read-only, side-effect `@k2nb.tool`s); `risky`: only flagged calls",
            flag="--approve", choices=("auto", "ask", "risky"), metavar="MODE"),
+    Option("approve_fetch", bool, False, "with `--approve ask` or `risky`, also ask before each "
+           "fetch_url (a network read: the site sees what the agent asks for)"),
     Option("tools", str, "code,web,files,mcp", "tool groups offered: code, web, files, mcp "
            "(mcp:NAME for one server), all or none; `@k2nb.tool` functions always",
            flag="--tools", metavar="GROUPS"),

@@ -363,7 +363,8 @@ class Agent:
         Returns the values to run with, an outcome when the call is not run, and a note for
         the model when the user edited the call."""
         code = values.get("code") if call.name == "code_interpreter" else None
-        request = ApprovalRequest(call.id, step.index, call.name, call.arguments, code)
+        request = ApprovalRequest(call.id, step.index, call.name, call.arguments, code,
+                                  tool.risks(values))
         assert self.approval is not None
         if not self.approval.needs_asking(request):
             return values, None, ""

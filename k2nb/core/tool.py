@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from .messages import ToolCall
+
 STATUSES = ("ok", "error", "timeout", "skipped", "interrupted")
 
 
@@ -36,7 +38,8 @@ class Tool(Protocol):
     #: A pydantic model validating the arguments, or None when the tool validates them itself.
     arguments: Any
     #: The call can change something outside the conversation (files, variables, the network,
-    #: another service): ``--approve ask`` asks before each such call.
+    #: another service), or is a network read the user chose to gate: ``--approve ask`` asks
+    #: before each such call, ``--approve risky`` before those :meth:`risks` gives reasons for.
     side_effects: bool
     #: The raw argument text is handed over as ``{"arguments": text}``, unparsed.
     raw_arguments: bool
@@ -47,6 +50,11 @@ class Tool(Protocol):
 
     def invoke(self, call_id: str, values: dict[str, Any]) -> ToolOutcome:
         """Run the call; errors the model can act on are outcomes with ``is_error``."""
+        ...
+
+    def risks(self, values: dict[str, Any]) -> list[str]:
+        """Why this call of a tool with side effects deserves the user's look before it runs,
+        shown with the question; ``--approve risky`` asks only when there is a reason."""
         ...
 
 
@@ -67,3 +75,35 @@ class BaseTool:
 
     def invoke(self, call_id: str, values: dict[str, Any]) -> ToolOutcome:  # pragma: no cover
         raise NotImplementedError
+
+    def risks(self, values: dict[str, Any]) -> list[str]:
+        # Knowing nothing more about what a tool that acts will do, every call is worth a look.
+        return ["acts outside the conversation (the tool declares side effects)"] if (
+            self.side_effects) else []
+
+
+class UnclosedToolCall(ToolCall):
+    """A call whose text the model never closed with its format's end marker (``end_marker``):
+    the turn ended, or generation stopped, while the arguments were still being written.
+
+    Such arguments may be cut anywhere (``x = 6`` of ``x = 6 * 7``), and a JSON repair would
+    happily close them, so the toolbox never runs the call: the model gets an error observation
+    instead. A local backend's parser makes these; they serialise like any :class:`ToolCall`.
+    """
+
+    def __init__(self, id: str, name: str, arguments: str, end_marker: str = "") -> None:
+        super().__init__(id, name, arguments)
+        self.end_marker = end_marker
+
+    def problem(self) -> str:
+        """The error observation: what happened and what the model should send instead."""
+        what = f"`{self.name}` call" if self.name else "tool call"
+        # A fence is quoted, not code-spanned: ````` ``` ````` reads worse than "```".
+        quote = '"' if "`" in self.end_marker else "`"
+        marker = f"{quote}{self.end_marker}{quote}"
+        if not self.end_marker:
+            return (f"This {what} was not run: your turn ended in the middle of the call, "
+                    "so its arguments may be incomplete. Send the whole call again.")
+        return (f"This {what} was not run: your turn ended before the call's end marker "
+                f"{marker}, so its arguments may be incomplete. Send the whole call again, "
+                f"ending it with {marker}.")

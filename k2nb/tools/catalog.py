@@ -70,7 +70,7 @@ def build_tools(settings: Any, store: OutputStore, secrets: tuple[str, ...] = ()
         tools.append(search_tool(settings.search, secrets, search_provider))
         policy = FetchPolicy(timeout=settings.fetch_timeout,
                              allow_private=settings.private_urls)
-        tools.append(FetchUrl(store, policy, chars, secrets))
+        tools.append(FetchUrl(store, policy, chars, secrets, gated=settings.approve_fetch))
     if "files" in groups:
         root = settings.files_root or os.getcwd()
         tools.extend([ReadFile(root, store, chars, secrets), ListFiles(root)])

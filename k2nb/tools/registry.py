@@ -16,7 +16,7 @@ import pydantic
 
 from ..core.k2 import MAX_TOOLS
 from ..core.messages import ToolCall
-from ..core.tool import BaseTool, Tool, ToolOutcome
+from ..core.tool import BaseTool, Tool, ToolOutcome, UnclosedToolCall
 from .arguments import parse_arguments
 from .schema import arguments_model, function_description, function_schema
 
@@ -74,6 +74,12 @@ class FunctionTool(BaseTool):
                 duration_s=time.monotonic() - start,
             )
         return ToolOutcome(render_result(result), duration_s=time.monotonic() - start)
+
+    def risks(self, values: dict[str, Any]) -> list[str]:
+        if not self.side_effects:
+            return []
+        return ["a `@k2nb.tool(side_effects=True)` function: it may change files, data or other "
+                "services"]
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.func(*args, **kwargs)
@@ -146,6 +152,8 @@ class Toolbox:
     def prepare(self, call: ToolCall) -> tuple[Tool | None, dict[str, Any] | None, str | None, bool]:
         """Resolve a call: (tool, values, error observation, repaired)."""
         found = self.tools.get(call.name)
+        if isinstance(call, UnclosedToolCall):  # never repaired into something that runs
+            return found, None, call.problem(), False
         if found is None:
             names = ", ".join(f"`{n}`" for n in self.tools) or "none"
             return None, None, (

@@ -6,6 +6,8 @@ asks the way the agent loop does before a code_interpreter call, and prints the 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from .conftest import ARTIFACTS
@@ -123,4 +125,52 @@ def test_approve_ask_in_a_k2_run_edit_then_skip(lab, scripted, page):
     tool_messages = [m for m in scripted.requests[-1]["messages"] if m["role"] == "tool"]
     assert "edited your code" in tool_messages[0]["content"]
     assert "chose not to run" in tool_messages[1]["content"]
+    assert page.k2nb_errors == []
+
+
+def test_approve_risky_asks_about_an_mcp_tool_that_writes_in_a_dialog(lab, scripted, page):
+    """A real MCP server: the dialog names the tool, shows its arguments and why it was
+    flagged; Skip leaves no file, Run writes it, and the read-only tool runs unasked."""
+    import sys
+    from pathlib import Path
+
+    from k2nb.testing import Call, Reply
+
+    server = Path(__file__).resolve().parents[1] / "unit" / "tools" / "mcp_fixture_server.py"
+    lab.write_notebook("approve_mcp.ipynb", [
+        f"%k2 mcp add fx -- {sys.executable} {server}",
+        "%%k2 --approve risky --tools mcp\nWrite the notes."])
+    open_notebook(page, lab.notebook_url("approve_mcp.ipynb"))
+    scripted.add(
+        Reply(reasoning="Write both.", tool_calls=[
+            Call("fx__write_note", {"path": "refused.txt", "text": "no"}, id="w1"),
+            Call("fx__write_note", {"path": "approved.txt", "text": "yes"}, id="w2"),
+            Call("fx__read_note", {"path": "approved.txt"}, id="r1")]),
+        Reply(content="Done."),
+    )
+    run_cell(page, 0)
+    wait_for_run(page, 0)
+    run_cell(page, 1)
+    dialog = page.locator(".jp-Dialog")
+    dialog.wait_for(timeout=30_000)
+    text = dialog.inner_text()
+    assert "the agent wants to call fx__write_note with these arguments" in text
+    assert "may delete or overwrite data (server `fx` does not mark it read-only" in text
+    assert json.loads(dialog.locator("textarea").input_value()) == {
+        "path": "refused.txt", "text": "no"}
+    page.screenshot(path=str(ARTIFACTS / "approval-dialog-mcp.png"))
+    dialog.get_by_role("button", name="Skip").click()
+
+    page.wait_for_function(
+        "() => document.querySelector('.jp-Dialog textarea')?.value.includes('approved.txt')",
+        timeout=30_000)
+    page.locator(".jp-Dialog").get_by_role("button", name="Run", exact=True).click()
+    wait_for_run(page, 1)
+
+    assert not (lab.root / "refused.txt").exists()
+    assert (lab.root / "approved.txt").read_text() == "yes"
+    tool_messages = [m["content"] for m in scripted.requests[-1]["messages"]
+                     if m["role"] == "tool"]
+    assert tool_messages[0].startswith("The user chose not to run this `fx__write_note` call.")
+    assert tool_messages[1:] == ["wrote 3 characters to approved.txt", "yes"]
     assert page.k2nb_errors == []

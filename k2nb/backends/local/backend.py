@@ -185,10 +185,10 @@ class LocalBackend:
                 and not generation.stopped
                 and len(generated) >= min(request.max_tokens, room)
             )
-            if message.tool_calls:
-                finish_reason = "tool_calls"
-            else:
-                finish_reason = "length" if hit_limit else "stop"
+            # A budget cut is "length" even with a call seen, so the loop runs none of the step's
+            # calls; a call left open otherwise is an UnclosedToolCall the toolbox refuses.
+            finish_reason = ("length" if hit_limit
+                             else "tool_calls" if message.tool_calls else "stop")
             usage = Usage(
                 prompt_tokens=len(prompt_ids),
                 completion_tokens=len(generated),

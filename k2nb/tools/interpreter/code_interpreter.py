@@ -16,6 +16,7 @@ import pydantic
 
 from ...core.tool import BaseTool, ToolOutcome
 from ..observation import OutputStore, cap, clean_text, render_bundle, render_error
+from ..safety.risk import assess
 from ..schema import model_parameters
 from .capture import RECORD_LIMIT, Recording, recording_outputs
 from .guards import AgentCodeRefused, ToolTimeout, guarded, time_limit
@@ -31,6 +32,8 @@ define stay available, and the user's existing variables are visible. IPython ma
 the result, a summary of DataFrames, a description of images (plots are shown to the user) and \
 errors; long outputs are shortened, and `read_output` pages through the full text. Nobody can \
 answer input() prompts."""
+
+EMPTY_CODE = "The code was empty; send the Python to run."
 
 _NUMBERS_AT_START = IPython.version_info >= (9,)
 
@@ -65,7 +68,16 @@ class CodeInterpreter(BaseTool):
         self.parameters = model_parameters(CodeArguments)
 
     def invoke(self, call_id: str, values: dict[str, Any]) -> ToolOutcome:
-        return self._run(call_id, values["code"])
+        code = values["code"]
+        if not code.strip():
+            # Running nothing would report success and teach a weak model nothing; an error
+            # also counts towards the loop's repeated-call stop when the model insists.
+            return ToolOutcome(EMPTY_CODE, is_error=True, status="error")
+        return self._run(call_id, code)
+
+    def risks(self, values: dict[str, Any]) -> list[str]:
+        """What the static check flags in the code (``--approve risky`` asks when it flags)."""
+        return assess(values.get("code") or "")
 
     def _run(self, call_id: str, code: str) -> ToolOutcome:
         shell = self.shell

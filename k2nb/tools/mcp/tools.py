@@ -35,7 +35,14 @@ def tool_parameters(schema: dict[str, Any] | None) -> dict[str, Any]:
 
 
 class McpTool(BaseTool):
-    """One tool of an MCP server, offered to the model like any other."""
+    """One tool of an MCP server, offered to the model like any other.
+
+    It acts (approval modes ask before it) unless its server marks it read-only through MCP's
+    tool annotations (``readOnlyHint``). Under ``--approve risky`` it is asked about when it may
+    destroy data or reach outside systems: MCP's ``destructiveHint`` and ``openWorldHint``,
+    which the protocol takes as true when the server does not say. The annotations are the
+    server's word: a server added with ``%k2 mcp add`` is trusted to run anyway.
+    """
 
     arguments = None  # the server validates its own arguments
 
@@ -51,6 +58,29 @@ class McpTool(BaseTool):
         self.timeout = timeout or None
         self.observation_chars = observation_chars
         self.secrets = secrets
+        hints = tool.annotations  # the SDK's ToolAnnotations, or None
+        self.read_only = bool(hints and hints.read_only_hint)
+        self.side_effects = not self.read_only
+        self.destructive = None if hints is None else hints.destructive_hint
+        self.open_world = None if hints is None else hints.open_world_hint
+
+    def risks(self, values: dict[str, Any]) -> list[str]:
+        if self.read_only:
+            return []
+        server = f"`{self.server.spec.name}`"
+        reasons = []
+        if self.destructive:
+            reasons.append(f"may delete or overwrite data (server {server} marks it destructive)")
+        elif self.destructive is None:
+            reasons.append(f"may delete or overwrite data (server {server} does not mark it "
+                           "read-only or non-destructive)")
+        if self.open_world:
+            reasons.append(f"reaches systems outside the kernel (server {server} marks it "
+                           "open-world)")
+        elif self.open_world is None and self.destructive is False:
+            reasons.append(f"may reach systems outside the kernel (server {server} does not "
+                           "mark it closed-world)")
+        return reasons
 
     def invoke(self, call_id: str, values: dict[str, Any]) -> ToolOutcome:
         start = time.monotonic()

@@ -1,5 +1,9 @@
 """Asking the user before a tool call that acts (``--approve ask|risky``).
 
+Which tools act is each tool's own ``side_effects``; what makes a call risky is its ``risks``
+(``k2nb.core.tool``): the static code check for ``code_interpreter``, the server's annotations
+for MCP tools, the host for a gated ``fetch_url``, the declaration for ``@k2nb.tool`` functions.
+
 Widgets cannot receive clicks while the cell runs, so the question goes through the stdin
 channel (``input()``), which JupyterLab, Notebook, VS Code and terminal IPython all serve during
 execution. The prompt starts with ``[k2nb:<call id>]``: the lab extension recognises it, shows a
@@ -13,8 +17,6 @@ import builtins
 import json
 from dataclasses import dataclass, field
 from typing import Callable
-
-from .risk import assess
 
 MODES = ("auto", "ask", "risky")
 LETTERS = {"": "run", "y": "run", "yes": "run", "r": "run", "run": "run",
@@ -103,12 +105,14 @@ class Approval:
         self._show = show
 
     def needs_asking(self, request: ApprovalRequest) -> bool:
-        """Whether this call waits for the user; fills ``request.reasons`` with what the
-        static check flagged."""
+        """Whether this call (of a tool with side effects) waits for the user: every one under
+        ``ask``; under ``risky`` those with ``reasons`` (the tool's own :meth:`risks`: what the
+        static check flags in code, an MCP tool's annotations, a gated fetch's host, ...).
+        Empty code is never asked about: nothing would run (the tool answers with an error)."""
         if self.mode == "auto":
             return False
-        if request.code is not None:
-            request.reasons = assess(request.code)
+        if request.code is not None and not request.code.strip():
+            return False
         return self.mode == "ask" or bool(request.reasons)
 
     def ask(self, request: ApprovalRequest) -> Decision:

@@ -256,13 +256,20 @@ class FetchUrlArguments(pydantic.BaseModel):
 
 
 class FetchUrl(BaseTool):
-    """``fetch_url``: a page's readable text, capped, with the rest pageable by ``read_output``."""
+    """``fetch_url``: a page's readable text, capped, with the rest pageable by ``read_output``.
+
+    A read, but a network one: the site learns what the agent asks for (and a URL can carry
+    data out). ``gated`` (the ``approve_fetch`` option) makes approval modes ask before each
+    fetch, showing the host.
+    """
 
     name = "fetch_url"
     arguments = FetchUrlArguments
 
     def __init__(self, store: OutputStore, policy: FetchPolicy | None = None,
-                 observation_chars: int = 8_000, secrets: tuple[str, ...] = ()):
+                 observation_chars: int = 8_000, secrets: tuple[str, ...] = (),
+                 gated: bool = False):
+        self.side_effects = gated
         self.store = store
         self.policy = policy or FetchPolicy()
         self.observation_chars = observation_chars
@@ -271,6 +278,15 @@ class FetchUrl(BaseTool):
         self.description = (
             "Fetch a web page, PDF or text file and read its main text (title first). Long "
             "documents are shortened; read further with `read_output` at the offset given.")
+
+    def risks(self, values: dict[str, Any]) -> list[str]:
+        if not self.side_effects:
+            return []
+        try:
+            host = httpx.URL(values["url"]).host or values["url"]
+        except Exception:
+            host = values["url"]
+        return [f"reads from the network ({host}); asked because approve_fetch is on"]
 
     def invoke(self, call_id: str, values: dict[str, Any]) -> ToolOutcome:
         start = time.monotonic()

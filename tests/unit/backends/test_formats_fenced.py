@@ -8,6 +8,7 @@ import pytest
 
 from k2nb.core.messages import AssistantMessage, SystemMessage, ToolCall, ToolMessage, UserMessage
 from k2nb.core.events import ContentDelta, ToolCallDelta
+from k2nb.core.tool import UnclosedToolCall
 from k2nb.backends.local.formats import FencedCodeFormat, FencedCodeParser, detect_format
 
 
@@ -45,11 +46,17 @@ def test_inline_backticks_mid_line_are_not_a_fence() -> None:
     assert message.tool_calls == [] and "inline" in message.content
 
 
-def test_unclosed_block_at_token_limit_is_still_valid_json() -> None:
-    _, message, _ = parse("```python\nfor i in range(3):\n    print(i)", 4)
+def test_unclosed_block_at_token_limit_is_shown_as_valid_json_and_unclosed() -> None:
+    parser = FencedCodeParser()
+    deltas = parser.feed("```python\nfor i in range(3):\n    print(i)") + parser.flush()
+    message = parser.finish()
     assert json.loads(message.tool_calls[0].arguments) == {
         "code": "for i in range(3):\n    print(i)"
     }
+    assert isinstance(message.tool_calls[0], UnclosedToolCall)  # shown, never run
+    assert message.tool_calls[0].end_marker == "```"
+    streamed = "".join(d.arguments or "" for d in deltas if isinstance(d, ToolCallDelta))
+    assert streamed == message.tool_calls[0].arguments
 
 
 def test_without_code_interpreter_blocks_are_plain_text() -> None:

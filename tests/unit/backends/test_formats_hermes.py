@@ -8,6 +8,7 @@ import pytest
 
 from k2nb.core.messages import AssistantMessage, ToolCall, ToolMessage, UserMessage
 from k2nb.core.events import ContentDelta, ReasoningDelta, ToolCallDelta
+from k2nb.core.tool import UnclosedToolCall
 from k2nb.backends.local.formats import HermesFormat, HermesParser
 
 QWEN = (
@@ -47,9 +48,11 @@ def test_broken_json_is_repaired_or_kept() -> None:
     assert json.loads(message.tool_calls[0].arguments) == {"a": 1}
 
 
-def test_unclosed_call_at_token_limit_is_returned() -> None:
-    _, message = parse('<tool_call>{"name": "f", "arguments": {"a": 1}}')
-    assert message.tool_calls[0].name == "f"
+def test_unclosed_call_at_token_limit_is_returned_as_written_and_unclosed() -> None:
+    _, message = parse('<tool_call>{"name": "f", "arguments": {"a": 1, "b": "tw')
+    call = message.tool_calls[0]
+    assert isinstance(call, UnclosedToolCall) and call.end_marker == "</tool_call>"
+    assert call.name == "f" and call.arguments == '{"a": 1, "b": "tw'  # not repaired
 
 
 def test_history_renders_arguments_as_objects_for_templates() -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from k2nb.core.messages import AssistantMessage, SystemMessage, ToolCall, ToolMessage, UserMessage
 from k2nb.core.events import ContentDelta, ReasoningDelta, ToolCallDelta
+from k2nb.core.tool import UnclosedToolCall
 from k2nb.backends.local.formats import K2_CHAT_TEMPLATE, K2Format, K2Parser
 
 CANONICAL = (
@@ -93,12 +94,25 @@ def test_arguments_that_are_not_json_are_kept_verbatim() -> None:
     assert message.tool_calls[0].name == "code_interpreter"
 
 
-def test_call_cut_off_by_the_token_limit_is_still_returned() -> None:
+def test_call_cut_off_by_the_token_limit_is_returned_unclosed() -> None:
     _, message = parse(
         "<think>a</think><|tool_calls_section_begin|><|tool_call_begin|>functions.f:0"
         '<|tool_call_argument_begin|>{"a": '
     )
-    assert message.tool_calls == [ToolCall("functions.f:0", "f", '{"a": ')]
+    assert message.tool_calls == [UnclosedToolCall("functions.f:0", "f", '{"a": ')]
+    assert message.tool_calls[0].end_marker == "<|tool_call_end|>"
+
+
+def test_only_the_call_end_marker_closes_a_call() -> None:
+    """A turn that ends (or moves on) without ``<|tool_call_end|>`` leaves its call unclosed."""
+    _, message = parse(
+        "<|tool_calls_section_begin|>"
+        '<|tool_call_begin|>functions.f:0<|tool_call_argument_begin|>{"a": 1}<|tool_call_end|>'
+        '<|tool_call_begin|>functions.g:1<|tool_call_argument_begin|>{"b": 2}'
+        "<|tool_calls_section_end|><|im_end|>"
+    )
+    first, second = message.tool_calls
+    assert type(first) is ToolCall and isinstance(second, UnclosedToolCall)
 
 
 def test_text_after_end_of_turn_is_ignored_and_parser_reports_done() -> None:

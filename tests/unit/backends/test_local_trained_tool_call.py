@@ -8,9 +8,7 @@ backend — in this process and in a real Jupyter kernel.
 
 from __future__ import annotations
 
-import json
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,33 +20,8 @@ pytest.importorskip(
 pytest.importorskip("bitsandbytes", reason="the local extra is not installed")
 
 import k2nb
-from k2nb.core.messages import AssistantMessage
-from k2nb.agent.prompt import BASE
-from k2nb.core.backend import ModelRequest, StepResult
-from k2nb.testing.tiny_moe import Example, build_tiny_moe, tool_call_reply, train_tool_caller
 
 pytestmark = pytest.mark.slow
-
-PROMPT = "Set x to 42."
-CALL = tool_call_reply("code_interpreter", {"code": "x = 6 * 7\nprint(x)"}, reasoning="Compute x.")
-ANSWER = AssistantMessage(content="x is 42.", reasoning="It printed 42.")
-RUN_OPTIONS = dict(max_steps=3, max_tokens=120, quiet=True)
-
-
-class ScriptedBackend:
-    """Replies with the scripted turns and keeps every request the loop sent."""
-
-    name = "local"
-    model = "scripted"
-
-    def __init__(self, replies: list[AssistantMessage]):
-        self.replies = list(replies)
-        self.requests: list[ModelRequest] = []
-
-    def stream(self, request: ModelRequest) -> Iterator[Any]:
-        self.requests.append(request)
-        message = self.replies.pop(0)
-        yield StepResult(message, "tool_calls" if message.tool_calls else "stop")
 
 
 def fresh_shell() -> Any:
@@ -59,39 +32,18 @@ def fresh_shell() -> Any:
     return shell
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    work = tmp_path_factory.mktemp("trained")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(work)
-        recorder = ScriptedBackend([CALL, ANSWER])
-        k2nb.run(PROMPT, backend=recorder, shell=fresh_shell(), **RUN_OPTIONS)
-    first, second = recorder.requests
-    examples = [
-        Example(first.messages, CALL, first.tools),
-        Example(second.messages, ANSWER, second.tools),
-    ]
-    corpus = [
-        BASE,
-        json.dumps(first.tools),
-        *(m.content for m in second.messages if isinstance(m.content, str)),
-    ]
-    path = build_tiny_moe(work / "model", corpus=corpus, vocab_size=2048)
-    stats = train_tool_caller(path, examples, seconds=300)
-    assert stats["reproduced"], f"the tiny model did not learn its replies: {stats}"
-    return path
-
-
 def test_trained_model_runs_its_tool_call_in_the_live_namespace(
-    trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    trained_caller: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from k2nb.backends.local import LocalBackend
 
     monkeypatch.chdir(tmp_path)
-    backend = LocalBackend(str(trained), temperature=0, progress=False)  # 4-bit, experts included
+    trained = trained_caller
+    backend = LocalBackend(str(trained.path), temperature=0, progress=False)  # 4-bit, experts too
     shell = fresh_shell()
-    run = k2nb.run(PROMPT, backend=backend, shell=shell, **RUN_OPTIONS)
+    run = k2nb.run(trained.prompt, backend=backend, shell=shell, **trained.run_options)
     assert shell.user_ns["x"] == 42  # the model's own code ran in the user's namespace
+    assert (tmp_path / "ran.txt").read_text() == "ran"
     assert "42" in run.answer
     assert (
         backend.step_stats[1].reused_tokens > backend.step_stats[0].prompt_tokens // 2
@@ -99,18 +51,20 @@ def test_trained_model_runs_its_tool_call_in_the_live_namespace(
     assert len(backend.expert_counts) == 2
 
 
-def test_in_a_real_kernel(trained: Path, tmp_path: Path) -> None:
+def test_in_a_real_kernel(trained_caller: Any, tmp_path: Path) -> None:
+    trained = trained_caller
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     cells = [
         "%load_ext k2nb",
         (
             "import k2nb\nfrom k2nb.backends.local import LocalBackend as _Local\n"
-            f"_backend = _Local({str(trained)!r}, temperature=0, progress=False)"
+            f"_backend = _Local({str(trained.path)!r}, temperature=0, progress=False)"
         ),
-        f"_run = k2nb.run({PROMPT!r}, backend=_backend, max_steps=3, max_tokens=120)",
+        f"_run = k2nb.run({trained.prompt!r}, backend=_backend, max_steps=3, max_tokens=120)",
         textwrap.dedent("""\
             assert x == 42, x
+            assert open("ran.txt").read() == "ran"
             print(_run.answer)
             print(_backend.load_report.summary())"""),
     ]
@@ -127,15 +81,16 @@ def test_in_a_real_kernel(trained: Path, tmp_path: Path) -> None:
     assert "42" in printed and "uint8" in printed
 
 
-def test_magic_backend_local_in_a_real_kernel(trained: Path, tmp_path: Path) -> None:
+def test_magic_backend_local_in_a_real_kernel(trained_caller: Any, tmp_path: Path) -> None:
     """What a user types: `%k2 backend local --model PATH`, then `%%k2`."""
+    trained = trained_caller
     from k2nb.testing.notebook import cell_text, run_notebook
 
     nb = run_notebook(
         [
             "%load_ext k2nb",
-            f"%k2 backend local --model {trained}",
-            f"%%k2 --temperature 0 --max-steps 3 --max-tokens 120\n{PROMPT}",
+            f"%k2 backend local --model {trained.path}",
+            f"%%k2 --temperature 0 --max-steps 3 --max-tokens 120\n{trained.prompt}",
             "print(x, _k2.stop_reason, len(_k2.expert_counts), _k2.expert_counts[0].layers[0])",
         ],
         tmp_path,
@@ -147,3 +102,80 @@ def test_magic_backend_local_in_a_real_kernel(trained: Path, tmp_path: Path) -> 
     assert "experts" in printed
     # The run view shows which experts the router chose: a heat map image.
     assert any("image/png" in o.get("data", {}) for o in nb.cells[2].outputs)
+
+
+def test_a_call_cut_by_the_token_budget_never_runs(
+    trained_caller: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bar (1) of issue 15: ``max_tokens`` cuts the model's turn at every token from its tool
+    section's opening marker to the one before the end of the turn — the call's id, each token of
+    its arguments, the markers around them. The call never runs (no file, no ``x``), and every
+    run says that the token budget stopped it and how to raise it."""
+    from k2nb.backends.local import LocalBackend
+    from k2nb.backends.local.formats.k2 import ARGUMENT_BEGIN, END_OF_TURN, SECTION_BEGIN
+
+    trained = trained_caller
+    monkeypatch.chdir(tmp_path)
+    backend = LocalBackend(str(trained.path), temperature=0, progress=False)
+    tokenizer = backend.tokenizer
+    turn = tokenizer(trained.first_turn, add_special_tokens=False)["input_ids"]
+    vocab = tokenizer.get_vocab()
+    section, arguments, end = (turn.index(vocab[m])
+                               for m in (SECTION_BEGIN, ARGUMENT_BEGIN, END_OF_TURN))
+    cuts = range(section + 1, end + 1)  # tokens generated: the last one kept is turn[cut - 1]
+    assert len(cuts) > 30
+    ran_file = tmp_path / "ran.txt"
+    shell = fresh_shell()
+    executed, misreported = [], []
+    for cut in cuts:
+        shell.reset(new_session=True)
+        options = {**trained.run_options, "max_tokens": cut}
+        run = k2nb.run(trained.prompt, backend=backend, shell=shell, **options)
+        assert backend.step_stats[-1].generated_tokens == cut
+        assert len(run.steps) == 1 and run.steps[0].reasoning == "Compute x."
+        if ran_file.exists() or "x" in shell.user_ns:
+            executed.append(cut)
+            ran_file.unlink(missing_ok=True)
+        calls = run.steps[0].tool_calls
+        told = (run.stop_reason == "max_tokens"
+                and f"token budget (--max-tokens {cut}" in (run.note or "")
+                and "Raise it with --max-tokens N" in run.note
+                and all(c.status == "skipped" and "cut off by the token budget" in c.observation
+                        for c in calls)
+                and (cut <= arguments or len(calls) == 1))  # the partial call is shown, not run
+        if not told:
+            misreported.append((cut, run.stop_reason, run.note,
+                                [(c.status, c.observation) for c in calls]))
+    assert executed == [], f"{len(executed)} of {len(cuts)} cut calls ran: cuts {executed}"
+    assert misreported == []
+    # The same backend, given room, writes the whole call and runs it: the cuts were real.
+    shell.reset(new_session=True)
+    run = k2nb.run(trained.prompt, backend=backend, shell=shell, **trained.run_options)
+    assert backend.step_stats[-2].generated_tokens == len(turn)
+    assert shell.user_ns["x"] == 42 and ran_file.read_text() == "ran"
+
+
+def test_a_cut_call_is_shown_as_not_run_in_a_real_kernel(
+    trained_caller: Any, tmp_path: Path
+) -> None:
+    """What the user sees when ``--max-tokens`` cuts the call mid-arguments: the partial call,
+    marked skipped and why, and the run's note on how to raise the budget; nothing ran."""
+    from k2nb.testing.notebook import cell_text, run_notebook
+
+    nb = run_notebook(
+        [
+            "%load_ext k2nb",
+            f"%k2 backend local --model {trained_caller.path}",
+            f"%%k2 --temperature 0 --max-steps 3 --max-tokens 40\n{trained_caller.prompt}",
+            "import os\nprint('x' in dir(), os.path.exists('ran.txt'), _k2.stop_reason)",
+        ],
+        tmp_path,
+        timeout=300,
+    )
+    shown = cell_text(nb.cells[2])
+    assert "code_interpreter · skipped" in shown
+    assert '{"code": "open(' in shown  # the partial arguments, as the model wrote them
+    assert "not run: the step was cut off by the token budget" in shown
+    assert "used its whole token budget (--max-tokens 40, thinking included)" in shown
+    assert "Raise it with --max-tokens N" in shown
+    assert cell_text(nb.cells[3]).strip() == "False False max_tokens"

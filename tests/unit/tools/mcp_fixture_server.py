@@ -2,7 +2,9 @@
 
 Tools: ``quarterly_units`` (numbers the agent then computes with; an unknown region is a tool
 error), ``add``, ``crash`` (the process dies mid-call), ``big`` (a long text), ``sleep`` (hangs),
-``env`` and ``pid`` (to check how the process was started).
+``env`` and ``pid`` (to check how the process was started); for approval: ``write_note`` (writes
+a file; no annotations, so it may be destructive and open-world), ``append_note`` (marked
+additive and closed-world) and ``read_note`` (marked read-only).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import time
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import ToolAnnotations
 
 server = MCPServer("k2nb-fixture", log_level="ERROR")
 
@@ -64,6 +67,29 @@ def env(name: str) -> str:
 def pid() -> int:
     """The server's process id."""
     return os.getpid()
+
+
+@server.tool()
+def write_note(path: str, text: str) -> str:
+    """Write text to a file (replacing it)."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return f"wrote {len(text)} characters to {path}"
+
+
+@server.tool(annotations=ToolAnnotations(destructive_hint=False, open_world_hint=False))
+def append_note(path: str, text: str) -> str:
+    """Append a line to a file."""
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(text + "\n")
+    return f"appended to {path}"
+
+
+@server.tool(annotations=ToolAnnotations(read_only_hint=True))
+def read_note(path: str) -> str:
+    """Read a file."""
+    with open(path, encoding="utf-8") as f:
+        return f.read()
 
 
 if __name__ == "__main__":

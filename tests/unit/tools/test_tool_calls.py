@@ -136,3 +136,33 @@ def test_schema_from_plain_hints():
     assert schema["required"] == ["query"]
     assert schema["properties"]["limit"] == {"type": "integer", "default": 5}
     assert schema["type"] == "object"
+
+
+@pytest.mark.parametrize("code", ["", "  \n\t\n"])
+def test_empty_code_is_an_error_and_runs_no_cell(shell, k2env, code):
+    k2env.add(Reply(reasoning="r", tool_calls=[Call("code_interpreter", {"code": code})]),
+              Reply(reasoning="r2", content="ok"))
+    count = shell.execution_count
+    run = k2nb.run("go", shell=shell)
+    [call] = run.tool_calls
+    assert call.is_error and call.status == "error"
+    assert call.observation == "The code was empty; send the Python to run."
+    assert tool_messages(k2env.requests[1])[0]["content"] == call.observation
+    assert shell.execution_count == count  # no cell was run for it
+    assert run.ok
+
+
+def test_empty_code_sent_again_and_again_ends_the_run_with_a_note(shell, k2env):
+    """A weak model that keeps sending empty code (SmolLM2 did, six times) is told at the
+    third identical call and stopped at the fifth, like any repeated failing call."""
+    k2env.add(*[Reply(reasoning="r", tool_calls=[Call("code_interpreter", {"code": ""})])] * 6)
+    run = k2nb.run("Which month has the highest revenue?", shell=shell)
+    assert run.stop_reason == "loop"
+    assert run.note.startswith("Stopped: the model made the same `code_interpreter` call 5 "
+                               "times in a row, so it was stuck in a loop.")
+    observations = [c.observation for c in run.tool_calls]
+    assert observations[:2] == ["The code was empty; send the Python to run."] * 2
+    assert observations[2].startswith("The code was empty; send the Python to run.\n[Note from "
+                                      "k2nb: this is the same `code_interpreter` call")
+    assert observations[4] == "not run: the same call was repeated 5 times in a row"
+    assert all(c.is_error for c in run.tool_calls) and len(k2env.requests) == 5

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from ....core.messages import AssistantMessage, Message, ToolCall
 from ....core.events import ContentDelta, ReasoningDelta, StreamDelta, ToolCallDelta
+from ....core.tool import UnclosedToolCall
 from .scanner import MarkerScanner
 
 THINK_OPEN = "<think>"
@@ -62,6 +63,9 @@ class CallDraft:
     id: str
     name: str
     arguments: str = ""
+    #: The format's own end marker of the call was seen. A call without it was cut (by the
+    #: token budget, an end-of-turn token, a stop) and must never run.
+    closed: bool = False
 
 
 class ThinkingParser:
@@ -75,6 +79,8 @@ class ThinkingParser:
 
     extra_markers: tuple[str, ...] = ()
     end_markers: tuple[str, ...] = ()
+    #: The text that closes a call in this format (named in the error an unclosed call gets).
+    call_end_marker: str = ""
 
     def __init__(self, *, starts_in_reasoning: bool = False, call_offset: int = 0):
         self._scanner = MarkerScanner(
@@ -127,7 +133,9 @@ class ThinkingParser:
                 reasoning + content[: self._stray_split],
                 content[self._stray_split :],
             )
-        calls = [ToolCall(c.id, c.name, c.arguments) for c in self.calls]
+        calls = [ToolCall(c.id, c.name, c.arguments) if c.closed
+                 else UnclosedToolCall(c.id, c.name, c.arguments, self.call_end_marker)
+                 for c in self.calls]
         return AssistantMessage(content=content.strip(), reasoning=reasoning, tool_calls=calls)
 
     # -- hooks for subclasses -----------------------------------------------------------------
@@ -172,8 +180,9 @@ class ThinkingParser:
         out.append(ContentDelta(text))
 
     def _close_open_call(self, out: list[StreamDelta]) -> None:
-        """Called when a call must end (a new one, the end of the turn); a subclass finishes a
-        call cut off by the token limit, streaming what that adds into ``out``."""
+        """Called when a call must end without its end marker (a new one, the end of the turn);
+        a subclass emits what it holds of the call, streaming that into ``out``. The call stays
+        unclosed: it is shown, never run."""
 
     # -- helpers ------------------------------------------------------------------------------
     def _new_call(self, raw_id: str, name: str, out: list[StreamDelta]) -> CallDraft:

@@ -34,6 +34,7 @@ class FencedCodeParser(ThinkingParser):
     """Streaming parser: text is content; the first ```python block is a code_interpreter call."""
 
     end_markers = ("<|im_end|>", "<|endoftext|>", "<|end_of_text|>", "<|eot_id|>")
+    call_end_marker = "```"
 
     def __init__(
         self, *, enabled: bool = True, starts_in_reasoning: bool = False, call_offset: int = 0
@@ -85,6 +86,7 @@ class FencedCodeParser(ThinkingParser):
         if self.mode == "code":
             if _CLOSE.match(bare):
                 self._add_arguments('"}', out)
+                self.calls[-1].closed = True
                 self.mode = "content"
                 self.done = True  # the action must run before the model says more
             else:
@@ -112,8 +114,9 @@ class FencedCodeParser(ThinkingParser):
     def _close_open_call(self, out: list[StreamDelta]) -> None:
         self._flush_line(out)
         if self.mode == "code":
-            # Cut off by the token limit: run what was written; the loop reports any error.
-            self.calls[-1].arguments += '"}'
+            # Cut off (token limit, end of turn) before the closing fence: the code may stop
+            # mid-line, so it is shown as written — valid JSON for the views — and never run.
+            self._add_arguments('"}', out)
             self.mode = "content"
 
 

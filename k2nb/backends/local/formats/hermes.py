@@ -2,7 +2,8 @@
 
 Each call is a JSON object ``{"name": ..., "arguments": {...}}`` between the tags; thinking, when
 the model thinks, is wrapped in ``<think>`` tags. A call is emitted when its closing tag arrives
-(the name is inside the JSON); a call cut off by the token limit is emitted at the end of the turn.
+(the name is inside the JSON). A call cut off before its closing tag (by the token limit, or an
+end-of-turn token) is emitted at the end of the turn as unclosed: shown, never run.
 """
 
 from __future__ import annotations
@@ -41,11 +42,21 @@ def parse_call_body(body: str) -> tuple[str, str]:
     return (match.group(1) if match else ""), text
 
 
+def partial_call_body(body: str) -> tuple[str, str]:
+    """``(name, arguments as written)`` of a call cut before its closing tag: the name when it
+    was written whole, the arguments' text exactly as far as it goes (never repaired)."""
+    text = body.strip()
+    match = _NAME.search(text)
+    arguments = re.search(r'"(?:arguments|parameters)"\s*:\s*', text)
+    return (match.group(1) if match else ""), (text[arguments.end():] if arguments else text)
+
+
 class HermesParser(ThinkingParser):
     """Streaming parser of one hermes-style assistant turn."""
 
     extra_markers = (CALL_OPEN, CALL_CLOSE)
     end_markers = END_MARKERS
+    call_end_marker = CALL_CLOSE
 
     def __init__(self, *, starts_in_reasoning: bool = False, call_offset: int = 0):
         super().__init__(starts_in_reasoning=starts_in_reasoning, call_offset=call_offset)
@@ -61,7 +72,7 @@ class HermesParser(ThinkingParser):
                 self._body = ""
         elif marker == CALL_CLOSE:
             if self.mode == "call":
-                self._emit(out)
+                self._emit(out, closed=True)
                 self.mode = self._return_mode
         elif marker in self.end_markers:
             self._close_open_call(out)
@@ -77,15 +88,15 @@ class HermesParser(ThinkingParser):
         else:
             super()._text(text, out)
 
-    def _emit(self, out: list[StreamDelta]) -> None:
-        name, arguments = parse_call_body(self._body)
-        self._new_call("", name, out)
+    def _emit(self, out: list[StreamDelta], closed: bool = False) -> None:
+        name, arguments = parse_call_body(self._body) if closed else partial_call_body(self._body)
+        self._new_call("", name, out).closed = closed
         self._add_arguments(arguments, out)
         self._body = ""
 
     def _close_open_call(self, out: list[StreamDelta]) -> None:
         if self.mode == "call" and self._body.strip():
-            self._emit(out)
+            self._emit(out)  # unclosed: shown as written, never run
             self.mode = self._return_mode
 
 

@@ -62,6 +62,7 @@ class K2Parser(ThinkingParser):
 
     extra_markers = (*SECTION_BEGINS, *SECTION_ENDS, CALL_BEGIN, ARGUMENT_BEGIN, CALL_END)
     end_markers = (END_OF_TURN,)
+    call_end_marker = CALL_END
 
     def __init__(self, *, starts_in_reasoning: bool = False, call_offset: int = 0):
         super().__init__(starts_in_reasoning=starts_in_reasoning, call_offset=call_offset)
@@ -86,6 +87,7 @@ class K2Parser(ThinkingParser):
             if self.mode == "call_id":
                 self._open_call(out)
             if self.mode in ("call_id", "arguments"):
+                self.calls[-1].closed = True  # only this marker makes a call complete
                 self.mode = "section"
         elif marker in SECTION_ENDS:
             self._close_open_call(out)
@@ -118,6 +120,7 @@ class K2Parser(ThinkingParser):
         self._pending_id = ""
 
     def _close_open_call(self, out: list[StreamDelta]) -> None:
+        # A call cut in its id is still shown (as not run); one cut in its arguments already is.
         if self.mode == "call_id" and self._pending_id.strip():
             self._open_call(out)
 
