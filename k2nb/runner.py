@@ -178,7 +178,7 @@ def _approval(settings: Any, shell: Any) -> Approval | None:
         return None
     if not stdin_available(shell):
         raise ValueError(
-            f"--approve {settings.approve} asks you before code runs, but this frontend cannot "
+            f"--approve {settings.approve} asks you before a tool acts, but this frontend cannot "
             "answer input prompts (nbclient/nbconvert run notebooks without one). Use it in "
             "JupyterLab, Notebook, VS Code or terminal IPython, or use --approve auto here.")
     return Approval(settings.approve)
