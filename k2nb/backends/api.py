@@ -20,7 +20,8 @@ import inspect
 import json
 import random
 import time
-from typing import Any, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import httpx
 import openai
@@ -57,7 +58,7 @@ class WireCache:
         self._fields: tuple[str, ...] = ()
 
     def encode(self, messages: Iterable[Message], fields: tuple[str, ...],
-               wire: Any) -> bytes:
+               wire: Callable[[Message], dict[str, Any]]) -> bytes:
         """The JSON array of ``messages``; ``wire`` turns one message into its wire dict."""
         if fields != self._fields:
             self._entries, self._fields = {}, fields
