@@ -4,14 +4,24 @@ K2 specifics handled here (K2_PROTOCOL.md §1-2): reasoning arrives in ``reasoni
 (``reasoning`` on newer vLLM) before content and must be sent back verbatim on assistant
 messages; tool-call deltas are accumulated by index; usage may come in ``choices[0].usage`` or
 top-level; ``tool_choice`` is never ``required``.
+
+A long run (200–300 steps) re-sends the whole history on every step, so the request is built
+without per-request work over the history beyond joining bytes: each message is encoded to JSON
+once (cached by identity — k2nb replaces a message rather than changing it) and the body goes
+through the SDK's low-level ``post`` (its auth, base URL, timeouts and SSE decoding), not
+``chat.completions.create``, whose parameter transform re-walks every message on every request.
+Streamed chunks are read as plain dicts, without a model object per chunk.
 """
 
 from __future__ import annotations
 
 import email.utils
+import inspect
+import json
 import random
 import time
-from typing import Any, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import httpx
 import openai
@@ -23,6 +33,44 @@ from ..core.messages import AssistantMessage, Message, ToolCall, Usage
 
 REASONING_FIELDS = ("reasoning_content", "reasoning")
 NOT_RETRIED = ("exceeded_current_quota", "quota", "content_filter", "insufficient_balance")
+#: How the SDK's ``post`` takes a ready-made body: ``content`` from openai 2.16; before that,
+#: bytes passed as ``body`` (openai 1.99+, deprecated later).
+BODY_ARGUMENT = "content" if "content" in inspect.signature(openai.OpenAI.post).parameters \
+    else "body"
+
+
+def encode_json(data: Any) -> bytes:
+    """JSON as the SDK itself sends it (compact, UTF-8, no NaN)."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+class WireCache:
+    """Each message's JSON, encoded once and reused while the message object is in the request.
+
+    Keyed by identity: k2nb never changes a message it has sent; a changed message (an
+    observation hidden, the prompt after a compaction) is a new object and is encoded anew.
+    Only the messages of the latest request are kept. The encoding depends on the outgoing
+    reasoning field(s), so a change of field (auto-detected from a reply) starts afresh.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[Message, bytes]] = {}
+        self._fields: tuple[str, ...] = ()
+
+    def encode(self, messages: Iterable[Message], fields: tuple[str, ...],
+               wire: Callable[[Message], dict[str, Any]]) -> bytes:
+        """The JSON array of ``messages``; ``wire`` turns one message into its wire dict."""
+        if fields != self._fields:
+            self._entries, self._fields = {}, fields
+        previous, kept, parts = self._entries, {}, []
+        for message in messages:
+            entry = previous.get(id(message))
+            if entry is None or entry[0] is not message:
+                entry = (message, encode_json(wire(message)))
+            kept[id(message)] = entry
+            parts.append(entry[1])
+        self._entries = kept
+        return b"[" + b",".join(parts) + b"]"
 
 
 class ApiBackend:
@@ -62,6 +110,7 @@ class ApiBackend:
             timeout=httpx.Timeout(request_timeout, connect=15.0),
         )
         self._has_key = bool(api_key)
+        self._wire = WireCache()
 
     # --- public ---------------------------------------------------------------------------
 
@@ -78,19 +127,24 @@ class ApiBackend:
                 f"No API key for {self.base_url}. Set {self.key_hint} in the environment or a "
                 ".env file (or K2NB_API_KEY for other servers), or run `%k2 key` to type it in."
             )
-        kwargs: dict[str, Any] = {
+        stream = self._open(self.request_body(request))
+        yield from self._consume(stream)
+
+    def request_body(self, request: ModelRequest) -> bytes:
+        """The ``/chat/completions`` body as sent: the messages' cached JSON and the options."""
+        options: dict[str, Any] = {
             "model": self.model,
-            "messages": [self.wire_message(m) for m in request.messages],
             "stream": True,
             "stream_options": {"include_usage": True},
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
         }
         if request.tools:
-            kwargs["tools"] = request.tools
-            kwargs["tool_choice"] = "auto"
-        stream = self._open(kwargs)
-        yield from self._consume(stream)
+            options["tools"] = request.tools
+            options["tool_choice"] = "auto"
+        messages = self._wire.encode(request.messages, self._outgoing_reasoning_fields(),
+                                     self.wire_message)
+        return b'{"messages":' + messages + b"," + encode_json(options)[1:]
 
     def wire_message(self, message: Message) -> dict[str, Any]:
         """One message in the OpenAI JSON form this server expects."""
@@ -125,12 +179,19 @@ class ApiBackend:
             return (self.detected_reasoning_field or "reasoning_content",)
         return (self.reasoning_field,)
 
-    def _open(self, kwargs: dict[str, Any]) -> Any:
-        """Open the stream, retrying transient failures with backoff, jitter and Retry-After."""
+    def _open(self, body: bytes) -> openai.Stream[object]:
+        """Open the stream, retrying transient failures with backoff, jitter and Retry-After.
+
+        The SDK's stream class decodes the SSE events; ``object`` chunks are the parsed JSON.
+        """
         attempt = 0
         while True:
             try:
-                return self.client.chat.completions.create(**kwargs)
+                return self.client.post(
+                    "/chat/completions", cast_to=object, stream=True,
+                    stream_cls=openai.Stream[object], **{BODY_ARGUMENT: body},
+                    options={"headers": {"Content-Type": "application/json"}},
+                )
             except (openai.APIError, httpx.HTTPError) as exc:
                 error = self._error(exc)
                 if not error.retryable or attempt >= self.max_retries:
@@ -151,75 +212,57 @@ class ApiBackend:
                     return max(0.0, min(parsed.timestamp() - time.time(), 120.0))
         return min(30.0, 0.5 * 2**attempt) * (0.5 + random.random())
 
-    def _consume(self, stream: Any) -> Iterator[StreamItem]:
-        reasoning: list[str] = []
-        content: list[str] = []
-        calls: dict[int, dict[str, Any]] = {}
-        usage = Usage()
-        finish_reason: str | None = None
+    def _consume(self, stream: openai.Stream[object]) -> Iterator[StreamItem]:
+        reply = _Reply()
         try:
             for chunk in stream:
-                if getattr(chunk, "usage", None):
-                    usage = Usage.from_dict(chunk.usage.model_dump())
-                for choice in chunk.choices or []:
-                    extra = choice.model_extra or {}
-                    if extra.get("usage"):
-                        usage = Usage.from_dict(extra["usage"])
-                    if choice.finish_reason:
-                        finish_reason = choice.finish_reason
-                    delta = choice.delta
-                    if delta is None:
-                        continue
-                    text = self._reasoning_of(delta)
-                    if text:
-                        reasoning.append(text)
-                        yield ReasoningDelta(text)
-                    if delta.content:
-                        content.append(delta.content)
-                        yield ContentDelta(delta.content)
-                    for fragment in delta.tool_calls or []:
-                        slot = calls.setdefault(
-                            fragment.index, {"id": None, "name": "", "arguments": ""}
-                        )
-                        fn = fragment.function
-                        name = fn.name if fn is not None and fn.name else None
-                        args = fn.arguments if fn is not None and fn.arguments else ""
-                        if fragment.id:
-                            slot["id"] = fragment.id
-                        if name:
-                            slot["name"] += name if slot["name"] != name else ""
-                        slot["arguments"] += args
-                        yield ToolCallDelta(fragment.index, fragment.id, name, args)
+                if not isinstance(chunk, dict):
+                    raise BackendError(f"{self.base_url} streamed something that is not a chunk "
+                                       f"of a chat completion: {str(chunk)[:200]}")
+                yield from self._read_chunk(chunk, reply)
         except (openai.APIError, httpx.HTTPError) as exc:
             raise BackendError(
                 f"The stream from {self.base_url} was cut mid-answer ({_short(exc)}).",
                 retryable=True,
             ) from None
+        except json.JSONDecodeError as exc:  # an SSE event whose data is not JSON
+            raise BackendError(f"{self.base_url} streamed data that is not JSON ({exc}); is it "
+                               "an OpenAI-compatible server?") from None
         finally:
-            close = getattr(stream, "close", None)
-            if close is not None:
-                close()
-        if finish_reason is None:
+            stream.close()
+        if reply.finish_reason is None:
             raise BackendError(
                 f"The stream from {self.base_url} was cut before the model finished.", retryable=True
             )
-        tool_calls = [
-            ToolCall(
-                id=slot["id"] or f"functions.{slot['name']}:{index}",
-                name=slot["name"],
-                arguments=slot["arguments"],
-            )
-            for index, slot in sorted(calls.items())
-        ]
-        message = AssistantMessage("".join(content), "".join(reasoning), tool_calls)
-        yield StepResult(message, finish_reason, usage)
+        yield StepResult(reply.message(), reply.finish_reason, reply.usage)
 
-    def _reasoning_of(self, delta: Any) -> str:
-        extra = delta.model_extra or {}
+    def _read_chunk(self, chunk: dict[str, Any], reply: _Reply) -> Iterator[StreamItem]:
+        """The deltas of one streamed chunk (a plain dict), noted in ``reply`` as they come:
+        reasoning before content before tool-call fragments, as K2 streams them."""
+        if chunk.get("usage"):
+            reply.usage = Usage.from_dict(chunk["usage"])  # the top-level usage chunk
+        for choice in chunk.get("choices") or ():
+            if choice.get("usage"):
+                reply.usage = Usage.from_dict(choice["usage"])  # Moonshot's place for it
+            if choice.get("finish_reason"):
+                reply.finish_reason = choice["finish_reason"]
+            delta = choice.get("delta")
+            if not delta:
+                continue
+            text = self._reasoning_of(delta)
+            if text:
+                reply.reasoning.append(text)
+                yield ReasoningDelta(text)
+            content = delta.get("content")
+            if content:
+                reply.content.append(content)
+                yield ContentDelta(content)
+            for fragment in delta.get("tool_calls") or ():
+                yield reply.add_fragment(fragment)
+
+    def _reasoning_of(self, delta: dict[str, Any]) -> str:
         for name in REASONING_FIELDS:
-            value = extra.get(name)
-            if value is None:
-                value = getattr(delta, name, None)
+            value = delta.get(name)
             if value:
                 if self.detected_reasoning_field is None:
                     self.detected_reasoning_field = name
@@ -272,6 +315,43 @@ class ApiBackend:
             f"The model {self.model!r} is not available at {self.base_url} ({_short(exc)}). "
             f"Models offered there: {offered}. Choose one with --model or K2NB_MODEL."
         )
+
+
+class _Reply:
+    """The step being streamed: text so far, tool calls by index, usage and finish reason."""
+
+    def __init__(self) -> None:
+        self.reasoning: list[str] = []
+        self.content: list[str] = []
+        self.calls: dict[int, dict[str, Any]] = {}
+        self.usage = Usage()
+        self.finish_reason: str | None = None
+
+    def add_fragment(self, fragment: dict[str, Any]) -> ToolCallDelta:
+        """Accumulate one tool-call fragment by its index: the first carries the id and name,
+        later ones pieces of the arguments."""
+        index = fragment.get("index") or 0
+        slot = self.calls.setdefault(index, {"id": None, "name": "", "arguments": ""})
+        fn = fragment.get("function") or {}
+        name = fn.get("name") or None
+        args = fn.get("arguments") or ""
+        if fragment.get("id"):
+            slot["id"] = fragment["id"]
+        if name:
+            slot["name"] += name if slot["name"] != name else ""
+        slot["arguments"] += args
+        return ToolCallDelta(index, fragment.get("id"), name, args)
+
+    def message(self) -> AssistantMessage:
+        tool_calls = [
+            ToolCall(
+                id=slot["id"] or f"functions.{slot['name']}:{index}",
+                name=slot["name"],
+                arguments=slot["arguments"],
+            )
+            for index, slot in sorted(self.calls.items())
+        ]
+        return AssistantMessage("".join(self.content), "".join(self.reasoning), tool_calls)
 
 
 def _mentions_unknown_model(exc: Exception) -> bool:

@@ -65,6 +65,17 @@ class Fail:
 ScriptItem = Union[Reply, Fail, Callable[[dict[str, Any]], Union[Reply, Fail]]]
 
 
+class RequestBody(dict):
+    """A parsed ``/chat/completions`` body (a plain dict to every reader) that remembers its
+    size in the server's tokens, counted once from the raw bytes: a long run's request is
+    hundreds of kilobytes, and encoding it again to count it would cost more than the rest of
+    the server's work together."""
+
+    def __init__(self, data: dict[str, Any], raw: bytes):
+        super().__init__(data)
+        self.prompt_tokens = _tokens(raw)
+
+
 class ScriptedServer:
     """Serve ``script`` (one item per ``/chat/completions`` request) on 127.0.0.1."""
 
@@ -177,7 +188,7 @@ class ScriptedServer:
         if pending:
             return (400, "invalid_request_error", f"tool calls {sorted(pending)} have no tool message")
         if self.context_window is not None:
-            used = _prompt_tokens(body) + (body.get("max_tokens") or 0)
+            used = prompt_tokens(body) + (body.get("max_tokens") or 0)
             if used > self.context_window:
                 return (400, "invalid_request_error",
                         f"Invalid request: Your request exceeded model token limit: "
@@ -196,11 +207,18 @@ def _prior_calls(messages: list[dict[str, Any]]) -> int:
     return sum(len(m.get("tool_calls") or []) for m in messages if m.get("role") == "assistant")
 
 
-def _prompt_tokens(body: dict[str, Any]) -> int:
-    return _tokens(json.dumps(body.get("messages"))) + _tokens(json.dumps(body.get("tools") or []))
+def prompt_tokens(body: dict[str, Any]) -> int:
+    """The server's count of a request's tokens: the length of its JSON body / 4 (compact, as
+    clients send it); counted from the raw bytes for a body this server received."""
+    if isinstance(body, RequestBody):
+        return body.prompt_tokens
+    return _tokens(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode())
 
 
-def _tokens(text: str) -> int:
+_prompt_tokens = prompt_tokens  # the name tests used first
+
+
+def _tokens(text: str | bytes) -> int:
     return max(1, len(text) // 4) if text else 0
 
 
@@ -250,10 +268,14 @@ def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
                 self._error(404, "not_found", f"no route {self.path}")
                 return
             try:
-                body = json.loads(raw)
+                data = json.loads(raw)
             except json.JSONDecodeError:
                 self._error(400, "invalid_request_error", "request body is not JSON")
                 return
+            if not isinstance(data, dict):
+                self._error(400, "invalid_request_error", "request body is not a JSON object")
+                return
+            body = RequestBody(data, raw)
             server.requests.append(body)
             problem = server.check(body)
             if problem:
@@ -301,7 +323,7 @@ def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
                 finish = "tool_calls" if reply.tool_calls else "stop"
             completion = _tokens(reply.reasoning) + _tokens(reply.content) + sum(
                 _tokens(c.raw_arguments()) for c in reply.tool_calls)
-            prompt = _prompt_tokens(body)
+            prompt = prompt_tokens(body)
             usage = {"prompt_tokens": prompt, "completion_tokens": min(completion, budget),
                      "total_tokens": prompt + min(completion, budget), "cached_tokens": 0}
 
