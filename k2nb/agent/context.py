@@ -143,6 +143,8 @@ class RunContext:
                          for t in self.turns]
         self._prompt = Sized([UserMessage(self._prompt_text())])
         self._ratio = 1.0  # the server's count / our estimate, from the last report
+        self._steps_tokens = 0  # the steps' tokens, kept as they change
+        self._hidden_upto = 0  # steps before this index have their observations hidden
 
     # --- building -----------------------------------------------------------------------
 
@@ -159,7 +161,9 @@ class RunContext:
 
     def add(self, message: Message) -> None:
         """Append a message to the current step (its assistant message, then observations)."""
+        before = self.steps[-1].tokens
         self.steps[-1].add(message)
+        self._steps_tokens += self.steps[-1].tokens - before
 
     def messages(self) -> list[Message]:
         """The request's messages, in order."""
@@ -174,10 +178,11 @@ class RunContext:
     # --- counting -----------------------------------------------------------------------
 
     def estimate(self) -> int:
-        """Our estimate of the next request's prompt tokens (before correction)."""
+        """Our estimate of the next request's prompt tokens (before correction): a sum over
+        sections whose sizes were computed when they changed (no message is estimated twice)."""
         history = sum((b if s else f).tokens for f, b, s in self._history)
         return (self.tools_tokens + self._head.tokens + history + self._prompt.tokens
-                + sum(s.tokens for s in self.steps))
+                + self._steps_tokens)
 
     def projected(self) -> int:
         """The next request's prompt tokens as the server will count them, best guess."""
@@ -204,20 +209,20 @@ class RunContext:
 
     def hide_observations(self, target: int) -> int:
         """Placeholders for older observations, oldest first, never the latest step's; returns
-        how many were hidden."""
+        how many were hidden. Steps already hidden are not looked at again."""
         hidden = 0
-        for step in self.steps[:-1]:
-            if self.projected() <= target:
-                break
-            if step.hidden:
-                continue
-            step.hidden = True
+        while self._hidden_upto < len(self.steps) - 1 and self.projected() > target:
+            step = self.steps[self._hidden_upto]
+            self._hidden_upto += 1
+            before = step.tokens
             for i, m in enumerate(step.messages):
                 if isinstance(m, ToolMessage):
                     placeholder = replace(m, content=HIDDEN.format(id=m.tool_call_id))
                     step.tokens += estimate_message(placeholder) - estimate_message(m)
                     step.messages[i] = placeholder
                     hidden += 1
+            step.hidden = True
+            self._steps_tokens += step.tokens - before
         return hidden
 
     def compactable(self, budget: int) -> list[StepMessages]:
@@ -236,6 +241,8 @@ class RunContext:
         first = self.summarised[0] if self.summarised else steps[0].index
         last = steps[-1].index
         self.steps = self.steps[len(steps):]
+        self._steps_tokens -= sum(s.tokens for s in steps)
+        self._hidden_upto = max(0, self._hidden_upto - len(steps))
         self.summary, self.summarised = summary, (first, last)
         self._prompt = Sized([UserMessage(self._prompt_text())])
         compaction = Compaction(at_step, first, last, summary)

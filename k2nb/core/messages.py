@@ -1,7 +1,9 @@
 """The conversation as the agent keeps it: messages, tool calls and token usage.
 
 Backends translate these to their wire format (OpenAI JSON, a chat template); the loop, the
-transcript and the views only ever see these types.
+transcript and the views only ever see these types. Messages are frozen: a message that must
+change (an observation hidden, the prompt after a compaction) is replaced by a new one, which is
+what lets a backend encode each message once and keep it.
 """
 
 from __future__ import annotations
@@ -55,19 +57,19 @@ class Usage:
         return asdict(self)
 
 
-@dataclass
+@dataclass(frozen=True)
 class SystemMessage:
     content: str
     role: Literal["system"] = "system"
 
 
-@dataclass
+@dataclass(frozen=True)
 class UserMessage:
     content: str
     role: Literal["user"] = "user"
 
 
-@dataclass
+@dataclass(frozen=True)
 class AssistantMessage:
     """A model turn. ``reasoning`` is kept verbatim: K2 requires it back on tool-call turns."""
 
@@ -77,7 +79,7 @@ class AssistantMessage:
     role: Literal["assistant"] = "assistant"
 
 
-@dataclass
+@dataclass(frozen=True)
 class ToolMessage:
     """The observation returned for one tool call."""
 

@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from .server import Call, Reply
+from .server import Call, Reply, prompt_tokens
 
 WORDS = ("the", "column", "mean", "grows", "region", "check", "outlier", "north", "rate",
          "because", "sample", "fits", "table", "value", "compare", "result")
@@ -48,13 +48,13 @@ class LongRunModel:
     output: int = 4_000  # characters each step's code prints
     summaries: int = 0  # summary requests answered
     missed: list[int] = field(default_factory=list)  # steps whose previous output was missing
-    largest_prompt: int = 0  # the largest request, in the server's tokens (len/4)
+    largest_prompt: int = 0  # the largest request, in the server's own count
     _step: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, body: dict[str, Any]) -> Reply:
         with self._lock:
-            size = len(json.dumps(body.get("messages"))) // 4
+            size = prompt_tokens(body)
             self.largest_prompt = max(self.largest_prompt, size)
             if not body.get("tools"):
                 return self._summary(body)
