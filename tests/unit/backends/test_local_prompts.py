@@ -3,6 +3,8 @@ prompt (so a change of its wording that the brief style would miss fails here)."
 
 from __future__ import annotations
 
+import itertools
+
 from k2nb.agent.prompt import BASE, system_prompt
 from k2nb.backends.local.formats import FencedCodeFormat
 from k2nb.backends.local.prompts import BRIEF_SYSTEM, styled
@@ -55,5 +57,5 @@ def test_styled_conversations_render_in_the_fenced_format_with_alternating_roles
             styled([SystemMessage(SYSTEM), UserMessage(QUESTION)], [CODE_TOOL], style))
         roles = [m["role"] for m in rendered]
         assert roles[0] == "system" and roles[-1] == "user"
-        assert all(a != b for a, b in zip(roles[1:], roles[2:]))
+        assert all(a != b for a, b in itertools.pairwise(roles[1:]))
         assert any(m["content"].startswith("```python\nprint(items") for m in rendered)

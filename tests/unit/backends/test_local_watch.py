@@ -3,6 +3,7 @@ them (token ids and the text they decode to), without a model."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -112,7 +113,7 @@ def test_progress_comes_at_most_every_half_second_with_count_rate_and_budget() -
             reports.append((clock.now, report))
     assert len(reports) == 4
     assert all(isinstance(r, GenerationProgress) and r.budget == 300 for _, r in reports)
-    assert all(b - a >= 0.5 - 1e-9 for (a, _), (b, _) in zip(reports, reports[1:]))
+    assert all(b - a >= 0.5 - 1e-9 for (a, _), (b, _) in itertools.pairwise(reports))
     assert [r.tokens for _, r in reports[:2]] == [0, 0]  # still encoding: counted, no rate
     assert reports[-1][1].tokens == 32 and reports[-1][1].tokens_per_s == pytest.approx(32)
 
