@@ -69,6 +69,16 @@ class BackendSettings(Protocol):
     def key_hint(self) -> str: ...
 
 
+class LocalModel(Protocol):
+    """What the choice reads of a loaded local backend (a LocalBackend has it all)."""
+
+    step_tokens: int
+    step_seconds: float | None
+
+    @property
+    def device_name(self) -> str: ...
+
+
 @dataclass
 class ModeNotice:
     """What to tell the user, as the run starts, about which model runs and how to switch."""
@@ -182,14 +192,13 @@ def _smollm2_settings(settings: BackendSettings) -> dict[str, Any]:
             for name, value in own.items()}
 
 
-def fit(settings: BackendSettings, backend: Any, model: str) -> None:
+def fit(settings: BackendSettings, backend: LocalModel, model: str) -> None:
     """Give a run on the local ``backend`` the bounds of its model and device where the user set
     none (the option defaults are the API's: 32,000 tokens a step would keep a CPU busy for many
     minutes). Values the user set — flag, ``%config`` — are kept; changed ones are marked in
     ``settings.sources``."""
     own = (_smollm2_settings(settings) if model == SMOLLM2
-           else {"max_tokens": settings.max_tokens if "max_tokens" in settings.sources
-                 else backend.step_tokens})
+           else {"max_tokens": backend.step_tokens})
     for name, value in own.items():
         if name not in settings.sources and getattr(settings, name) != value:
             setattr(settings, name, value)
@@ -219,15 +228,16 @@ def choose(settings: BackendSettings,
         return (backend,
                 ModeNotice(f"No API key is set, so this run uses {SMOLLM2_NAME}, a tiny (135M) "
                            f"model, in this kernel on {backend.device_name}: "
-                           f"{_run_bounds(settings, backend)}. Expect simple, often wrong "
-                           f"answers and no thinking. {REAL_MODEL} Set K2NB_BACKEND=local to "
-                           "make the local model the explicit choice.", "warning"))
+                           f"{_run_bounds(settings, backend)}. Expect mostly wrong answers "
+                           "(it got 1 of 10 simple pandas questions right; see the README) and "
+                           f"no thinking. {REAL_MODEL} Set K2NB_BACKEND=local to make the local "
+                           "model the explicit choice.", "warning"))
     return api, ModeNotice(f"No API key is set and no local model is installed. {HOW_TO_SWITCH} "
                            f"{install_hint()} The demo notebooks 01 and 03 replay their recorded "
                            "runs without a key.", "warning")
 
 
-def _run_bounds(settings: BackendSettings, backend: Any) -> str:
+def _run_bounds(settings: BackendSettings, backend: LocalModel) -> str:
     seconds = (f" and {backend.step_seconds:g} s" if backend.step_seconds is not None else "")
     return (f"at most {settings.max_steps} steps of {settings.max_tokens:,} tokens{seconds} "
             f"each (--max-steps, --max-tokens)")

@@ -77,9 +77,11 @@ def test_local_backend_chosen_but_missing_is_one_clean_message(fresh, monkeypatc
 
 
 class LoadedModel:
-    """What :func:`choice.fit` reads of a loaded local backend."""
+    """A loaded local model as the choice sees it (:class:`choice.LocalModel`)."""
 
     step_tokens = 2_048
+    step_seconds = None
+    device_name = "the CPU"
 
 
 def test_a_local_run_gets_its_models_token_budget_unless_the_user_set_one(fresh):
