@@ -78,8 +78,8 @@ class LocalBackend:
     Bounds: ``step_tokens`` is the per-step budget to use when the user sets none (default:
     :func:`default_step_tokens` of the device and the model's window; the backend itself obeys
     each request's ``max_tokens``); ``step_seconds`` ends a step after that long; with
-    ``stop_repetition`` a step that loops (:class:`~k2nb.backends.local.generation.
-    RepetitionGuard`) ends early. Such a step, and one that wrote nothing, carries a
+    ``stop_repetition`` a step that loops (:class:`~k2nb.backends.local.watch.RepetitionGuard`)
+    ends early. Such a step, and one that wrote nothing, carries a
     :attr:`~k2nb.core.backend.StepResult.notice` that says why, followed by :attr:`advice`.
     ``prompt_style`` (``standard``, ``example``, ``brief``) adapts the prompt for small models
     (:mod:`k2nb.backends.local.prompts`).
