@@ -198,7 +198,7 @@ class LocalBackend:
                     continue
                 content_ids = [i for i in ids if i not in self.end_ids]
                 ended = len(content_ids) < len(ids)
-                piece = decoder.push(content_ids)
+                piece = decoder.push(content_ids) if content_ids else ""
                 for delta in parser.feed(piece):
                     yield delta
                 if not ended and watch.check(content_ids, piece):
