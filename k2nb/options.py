@@ -114,7 +114,8 @@ OPTIONS: tuple[Option, ...] = (
            env=("MOONSHOT_API_KEY", "K2NB_API_KEY"), config=False, secret=True),
     Option("max_steps", int, 50, "model calls per run", flag="--max-steps", limits=(1, 300),
            metavar="N"),
-    Option("max_tokens", int, STEP_TOKENS, "tokens per step, thinking included",
+    Option("max_tokens", int, STEP_TOKENS, "tokens per step, thinking included; the default "
+           "is the API's: a local model gets one for its device (`%k2` says it) unless set",
            flag="--max-tokens", limits=(1, 1_000_000), metavar="N"),
     Option("timeout", float, 120.0, "seconds per tool call; 0 = none", flag="--timeout",
            limits=(0, 86_400), metavar="S"),

@@ -200,6 +200,8 @@ class Agent:
                 self.emit(ev.Notice(run.run_id, f"{exc} Retrying step {step.index} "
                                      f"(attempt {attempt + 1}).", "warning", step.index))
                 continue
+            if result.notice:  # the backend ended the step early or empty, and says why
+                self.emit(ev.Notice(run.run_id, result.notice, "warning", step.index))
             context.reported(result.usage.prompt_tokens, estimate)
             message = result.message
             step.reasoning, step.content = message.reasoning, message.content

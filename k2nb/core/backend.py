@@ -43,6 +43,9 @@ class StepResult:
     finish_reason: str | None = None  # "stop", "tool_calls", "length", ...
     usage: Usage = field(default_factory=Usage)
     experts: Any = None
+    #: Why the backend ended the step early or without a result (a local model repeating
+    #: itself, out of time, silent), for the user; the loop shows it as a warning.
+    notice: str = ""
     type: str = "step_result"
 
 

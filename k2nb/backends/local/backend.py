@@ -17,6 +17,13 @@ from typing import Any
 from ...core.messages import AssistantMessage, SystemMessage, Usage
 from ...core.backend import BackendError, ModelRequest, StepResult, StreamItem
 from .loading import LoadReport, load_local_model, require_local_stack
+from .prompts import PROMPT_STYLES, styled
+from .watch import RepetitionGuard, StepWatch
+
+#: Tokens per step on a CPU: at the 5-30 tokens/s a CPU gives, a few minutes at most.
+CPU_STEP_TOKENS = 4_096
+#: On an accelerator: room for long thinking, as on the API.
+GPU_STEP_TOKENS = 16_384
 
 _END_OF_TURN_TOKENS = (
     "<|im_end|>",
@@ -67,6 +74,15 @@ class LocalBackend:
     the request's (``0`` = greedy). After loading, :attr:`load_report` holds the measured bytes of
     parameters by dtype; after each step :attr:`expert_counts` gains that step's router choices
     (MoE models) and :attr:`step_stats` its cache reuse and speed.
+
+    Bounds: ``step_tokens`` is the per-step budget to use when the user sets none (default:
+    :func:`default_step_tokens` of the device and the model's window; the backend itself obeys
+    each request's ``max_tokens``); ``step_seconds`` ends a step after that long; with
+    ``stop_repetition`` a step that loops (:class:`~k2nb.backends.local.watch.RepetitionGuard`)
+    ends early. Such a step, and one that wrote nothing, carries a
+    :attr:`~k2nb.core.backend.StepResult.notice` that says why, followed by :attr:`advice`.
+    ``prompt_style`` (``standard``, ``example``, ``brief``) adapts the prompt for small models
+    (:mod:`k2nb.backends.local.prompts`).
     """
 
     name = "local"
@@ -88,6 +104,10 @@ class LocalBackend:
         trust_remote_code: bool = False,
         gguf_file: str | None = None,
         progress: bool = True,
+        step_tokens: int | None = None,
+        step_seconds: float | None = None,
+        stop_repetition: bool = True,
+        prompt_style: str = "standard",
     ):
         require_local_stack()
         from .formats import detect_format, get_format
@@ -112,6 +132,18 @@ class LocalBackend:
         #: The model's own window (its config), which bounds the conversation.
         self.context_window: int | None = getattr(self.lm.config, "max_position_embeddings",
                                                   None)
+        #: Tokens per step when the user sets none: what this model can write on this device in
+        #: reasonable time (the API's 32k would take a CPU many minutes).
+        self.step_tokens = step_tokens or default_step_tokens(self.device, self.context_window)
+        #: Seconds after which a step is ended (None: no limit): bounds a slow device.
+        self.step_seconds = step_seconds
+        self.stop_repetition = stop_repetition
+        if prompt_style not in PROMPT_STYLES:
+            raise ValueError(f"prompt_style must be one of {', '.join(PROMPT_STYLES)}, "
+                             f"got {prompt_style!r}")
+        self.prompt_style = prompt_style
+        #: Added to the notices of steps that ended without result (how to get a better model).
+        self.advice = ""
         self.temperature = temperature
         self.top_p = top_p
         self.reuse_cache = reuse_cache
@@ -131,9 +163,8 @@ class LocalBackend:
 
     # -- the Backend protocol -----------------------------------------------------------------
     def stream(self, request: ModelRequest) -> Iterator[StreamItem]:
-        """Generate one step; yields reasoning/content/tool-call deltas, then the StepResult."""
-        import torch
-
+        """Generate one step; yields reasoning/content/tool-call deltas and, every half second,
+        a :class:`GenerationProgress`; then the StepResult."""
         self._wait_for_previous()
         prompt_ids, text = self.render(request)
         parser = self.format.parser(
@@ -144,35 +175,35 @@ class LocalBackend:
         )
         room = self._context_room(len(prompt_ids))
         cache, reused = self._cache_for(prompt_ids)
-        temperature = request.temperature if self.temperature is None else self.temperature
-        from .generation import Generation, IncrementalDecoder
+        from .generation import IncrementalDecoder
 
-        input_ids = torch.tensor([prompt_ids], device=self.lm.device)
-        generation = Generation(
-            self.lm,
-            input_ids,
-            cache=cache,
-            max_new_tokens=min(request.max_tokens, room),
-            temperature=temperature,
-            end_ids=self.end_ids,
-            pad_id=self.tokenizer.pad_token_id,
-            top_p=self.top_p,
-        )
+        limit = min(request.max_tokens, room)
+        generation = self._generation(prompt_ids, cache, limit, request.temperature)
         decoder = IncrementalDecoder(self.tokenizer)
+        watch = StepWatch(limit, seconds=self.step_seconds, guard=RepetitionGuard(
+            self._decode) if self.stop_repetition else None)
         generated: list[int] = []
         ended = False
+        interrupted = True  # until the step ends normally: then wait for the worker
         if self._recorder is not None:
             self._recorder.start()
         self._active = generation.start()
         try:
             for ids in generation.tokens():
                 generated.extend(ids)
+                progress = watch.progress(len(generated))
+                if progress is not None:
+                    yield progress
                 if ended:
                     continue
                 content_ids = [i for i in ids if i not in self.end_ids]
                 ended = len(content_ids) < len(ids)
-                for delta in parser.feed(decoder.push(content_ids)):
+                piece = decoder.push(content_ids) if content_ids else ""
+                for delta in parser.feed(piece):
                     yield delta
+                if not ended and watch.check(content_ids, piece):
+                    generation.stop()  # looping, or out of time: the rest would be more of it
+                    ended = True
                 if parser.done and not ended:
                     generation.stop()  # an action ended the turn (e.g. a closed code block)
                     ended = True
@@ -180,10 +211,11 @@ class LocalBackend:
                 yield delta
             yield from parser.flush()
             message = parser.finish()
-            hit_limit = (
+            # A step the watch ended inside a tool call was cut like one the budget ended.
+            hit_limit = (bool(watch.reason) and bool(message.tool_calls)) or (
                 not ended
                 and not generation.stopped
-                and len(generated) >= min(request.max_tokens, room)
+                and len(generated) >= limit
             )
             # A budget cut is "length" even with a call seen, so the loop runs none of the step's
             # calls; a call left open otherwise is an UnclosedToolCall the toolbox refuses.
@@ -195,8 +227,10 @@ class LocalBackend:
                 total_tokens=len(prompt_ids) + len(generated),
                 cached_tokens=reused,
             )
+            interrupted = False
             yield StepResult(message=message, finish_reason=finish_reason, usage=usage,
-                             experts=self._experts_of_step())
+                             experts=self._experts_of_step(),
+                             notice=self._notice(watch, message))
         except BackendError:
             raise
         except Exception as error:  # a failure inside generate: tell the user, keep the kernel
@@ -204,12 +238,59 @@ class LocalBackend:
                 f"Local generation failed: {type(error).__name__}: {error}"
             ) from error
         finally:
-            self._finish(generation, prompt_ids, reused, len(generated))
+            # Interrupted (or closed early): don't wait out a long forward (encoding a long
+            # prompt is one); the next step waits for the worker instead.
+            self._finish(generation, prompt_ids, reused, len(generated),
+                         wait_s=0.25 if interrupted else 30.0)
+
+    def _generation(self, prompt_ids: list[int], cache: Any, limit: int,
+                    temperature: float) -> Any:
+        import torch
+
+        from .generation import Generation
+
+        return Generation(
+            self.lm,
+            torch.tensor([prompt_ids], device=self.lm.device),
+            cache=cache,
+            max_new_tokens=limit,
+            temperature=temperature if self.temperature is None else self.temperature,
+            end_ids=self.end_ids,
+            pad_id=self.tokenizer.pad_token_id,
+            top_p=self.top_p,
+        )
+
+    def _notice(self, watch: Any, message: AssistantMessage) -> str:
+        """Why the step ended without a proper result, for the user ("" when it did not)."""
+        if watch.reason == "time":
+            why = (f"{self.model} had not finished this step after {watch.seconds:g} s (the "
+                   f"time limit per step on {self.device_name}), so k2nb ended it there.")
+        elif watch.reason == "repetition":
+            why = (f"{self.model} was repeating itself ({watch.detail}), so k2nb ended the "
+                   "step there.")
+        elif not message.content.strip() and not message.tool_calls:
+            why = f"{self.model} ended its turn without writing anything."
+        else:
+            return ""
+        return f"{why} {self.advice}".strip()
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=False,
+                                     clean_up_tokenization_spaces=False)
+
+    @property
+    def device(self) -> str:
+        """Where the model runs: ``"cpu"``, ``"cuda"``, ``"mps"``, ..."""
+        return self.lm.device.type
+
+    @property
+    def device_name(self) -> str:
+        return "the CPU" if self.device == "cpu" else f"the GPU ({self.lm.device})"
 
     # -- prompts --------------------------------------------------------------------------------
     def render(self, request: ModelRequest) -> tuple[list[int], str]:
         """The prompt's token ids and text, through the tokenizer's chat template."""
-        messages = list(request.messages)
+        messages = styled(list(request.messages), request.tools, self.prompt_style)
         extra = self.format.system_addendum(request.tools)
         if extra:
             if messages and isinstance(messages[0], SystemMessage):
@@ -253,10 +334,11 @@ class LocalBackend:
         return kv.cache, common
 
     def _finish(
-        self, generation: Any, prompt_ids: list[int], reused: int, n_generated: int
+        self, generation: Any, prompt_ids: list[int], reused: int, n_generated: int,
+        wait_s: float = 30.0,
     ) -> None:
         generation.stop()
-        done = generation.join(timeout=30.0)
+        done = generation.join(timeout=wait_s)
         self._active = None if done else generation
         self._experts_of_step()  # a step that ended early still counts its router choices
         if (
@@ -344,10 +426,20 @@ class LocalBackend:
         self.reset_cache()
 
 
+def default_step_tokens(device: str, context_window: int | None) -> int:
+    """The per-step token budget of a model on ``device`` when the user sets none: a few
+    thousand on a CPU, more on an accelerator, and never more than a quarter of the model's
+    window (the rest is for the conversation)."""
+    budget = CPU_STEP_TOKENS if device == "cpu" else GPU_STEP_TOKENS
+    if context_window:
+        budget = min(budget, max(256, context_window // 4))
+    return budget
+
+
 def _croppable(cache: Any) -> bool:
     """Only full-attention dynamic layers can be cut back; sliding-window and recurrent cannot."""
     layers = getattr(cache, "layers", None)
     return bool(layers) and all(type(layer).__name__ == "DynamicLayer" for layer in layers)
 
 
-__all__ = ["LoadReport", "LocalBackend", "LocalStepStats"]
+__all__ = ["LoadReport", "LocalBackend", "LocalStepStats", "default_step_tokens"]

