@@ -15,6 +15,7 @@ from .agent.context import user_cells_text
 from .agent.loop import Agent, Budgets, new_run_id
 from .agent.prompt import system_prompt
 from .backends import choice
+from .backends.local import LocalBackend
 from .core.backend import Backend, BackendError
 from .core.conversation import Conversation, Turn, UserCell
 from .core.events import Subscriber
@@ -109,12 +110,16 @@ class Source:
     backend: Backend
     plan: replay_mode.ReplayPlan | None = None
     notices: list[tuple[str, str]] = field(default_factory=list)
+    #: Said again at the end of a run that gives no answer (e.g. how to get a capable model).
+    advice: str = ""
 
 
 def _source(session: Session, settings: Any, prompt: str, backend: Backend | None,
             plan_given: Any) -> Source:
     """The given backend, else a recording to replay, else the backend the settings choose."""
     if backend is not None:
+        if isinstance(backend, LocalBackend):  # its model's and device's bounds, unless set
+            choice.fit(settings, backend, backend.model)
         return Source(backend)
     plan = replay_mode.plan(prompt, settings, plan_given, session.recordings)
     if plan is not None:
@@ -127,7 +132,9 @@ def _source(session: Session, settings: Any, prompt: str, backend: Backend | Non
         chosen, notice = choice.choose(settings, session.local_backends)
     except BackendError as exc:
         raise ValueError(str(exc)) from None
-    return Source(chosen, None, [(notice.text, notice.level)] if notice else [])
+    if notice is None:
+        return Source(chosen)
+    return Source(chosen, None, [(notice.text, notice.level)], notice.advice)
 
 
 def _execute(session: Session, settings: Any, shell: Any, prompt: str, source: Source,
@@ -147,7 +154,7 @@ def _execute(session: Session, settings: Any, shell: Any, prompt: str, source: S
         budgets=Budgets(settings.max_steps, settings.max_tokens, settings.temperature,
                         context_window=_window(source.backend, settings)),
         subscribers=[transcript, *shown, *subscribers, *([check] if check else [])],
-        approval=approval,
+        approval=approval, advice=source.advice,
         schedule={c.step: c for c in source.plan.record.compactions} if source.plan else None)
     try:
         result = agent.run(prompt, run_id=run_id, transcript_path=str(transcript.path),

@@ -66,6 +66,9 @@ class Agent:
     #: Compactions to repeat at given steps (a replay repeats its recording's); when set, the
     #: loop makes no summary requests of its own.
     schedule: dict[int, Compaction] | None = None
+    #: Added to the note of a run that ends without an answer (how to get a capable model, when
+    #: a tiny one ran).
+    advice: str = ""
 
     def run(self, prompt: str, *, run_id: str | None = None,
             transcript_path: str | None = None, history: Iterable[Turn] = (),
@@ -98,6 +101,8 @@ class Agent:
         except RepeatedCalls as exc:
             run.stop_reason = "loop"
             run.note = str(exc)
+        if self.advice and not (run.stop_reason == "answered" and run.answer.strip()):
+            run.note = f"{run.note} {self.advice}".strip()
         run.messages = context.messages()
         run.compactions = list(context.compactions)
         run.finished_at = round(time.time(), 3)
@@ -127,7 +132,7 @@ class Agent:
             self.emit(ev.StepFinished(run.run_id, step.index, message, result.usage,
                                        result.finish_reason))
             if result.finish_reason == "length":
-                self._cut_by_token_budget(run, step, context, message)
+                self._cut_by_token_budget(run, step, context, message, result.notice)
                 return
             if not message.tool_calls:
                 run.answer = message.content
@@ -143,17 +148,23 @@ class Agent:
                     raise
 
     def _cut_by_token_budget(self, run: Run, step: Step, context: RunContext,
-                             message: AssistantMessage) -> None:
+                             message: AssistantMessage, why: str = "") -> None:
+        """The step was cut off before it finished: by its token budget or, when the backend
+        says ``why``, by a local model's time limit or repetition guard."""
         run.stop_reason = "max_tokens"
         run.answer = message.content
-        run.note = (
-            f"Stopped: step {step.index} used its whole token budget (--max-tokens "
-            f"{self.budgets.max_tokens}, thinking included) before finishing. Raise "
-            "it with --max-tokens N (K2 works best with 16,000 or more).")
+        if why:
+            run.note = f"Stopped: step {step.index} was cut off before it finished. {why}"
+            cut = "not run: the step was cut off before the call was finished"
+        else:
+            run.note = (
+                f"Stopped: step {step.index} used its whole token budget (--max-tokens "
+                f"{self.budgets.max_tokens}, thinking included) before finishing. Raise "
+                "it with --max-tokens N (for Kimi K2, 16,000 or more).")
+            cut = "not run: the step was cut off by the token budget"
         # Tool calls cut mid-arguments are not run; close them for a valid history.
         for call in message.tool_calls:
-            self._close_call(run, step, context, call, "not run: the step was cut "
-                             "off by the token budget", "skipped")
+            self._close_call(run, step, context, call, cut, "skipped")
 
     def _close_partial_step(self, run: Run, context: RunContext) -> None:
         """A step interrupted while streaming still ends, with its partial text, for the record."""

@@ -85,6 +85,8 @@ class ModeNotice:
 
     text: str
     level: str = "info"
+    #: Repeated at the end of a run that gives no answer.
+    advice: str = ""
 
 
 class LocalBackends:
@@ -231,7 +233,7 @@ def choose(settings: BackendSettings,
                            f"{_run_bounds(settings, backend)}. Expect mostly wrong answers "
                            "(it got 1 of 10 simple pandas questions right; see the README) and "
                            f"no thinking. {REAL_MODEL} Set K2NB_BACKEND=local to make the local "
-                           "model the explicit choice.", "warning"))
+                           "model the explicit choice.", "warning", backend.advice))
     return api, ModeNotice(f"No API key is set and no local model is installed. {HOW_TO_SWITCH} "
                            f"{install_hint()} The demo notebooks 01 and 03 replay their recorded "
                            "runs without a key.", "warning")

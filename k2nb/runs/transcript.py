@@ -14,12 +14,19 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..core.events import ContentDelta, Event, ReasoningDelta, ToolCallDelta, event_to_dict
+from ..core.events import (
+    ContentDelta,
+    Event,
+    GenerationProgress,
+    ReasoningDelta,
+    ToolCallDelta,
+    event_to_dict,
+)
 from ..core.conversation import Turn
 from ..core.messages import ToolCall, Usage
 from ..core.run import Compaction, Run, Step, ToolCallResult
 
-SKIPPED = (ReasoningDelta, ContentDelta, ToolCallDelta)
+SKIPPED = (ReasoningDelta, ContentDelta, ToolCallDelta, GenerationProgress)
 TORN = "The transcript ends before the run finished (the kernel may have died)."
 
 

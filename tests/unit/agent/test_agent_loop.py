@@ -136,3 +136,26 @@ def test_usage_from_choices_only(shell, monkeypatch):
         srv.add(Reply(reasoning="r" * 40, content="c" * 40))
         run = k2nb.run("go", shell=shell)
         assert run.usage.completion_tokens == 20 and run.usage.prompt_tokens > 0
+
+
+def test_a_run_without_an_answer_ends_with_the_advice():
+    """A tiny local model that stops without an answer: the run's last line says how to get a
+    capable model (the advice), not only why it stopped."""
+    from k2nb.agent.loop import Agent, Budgets
+    from k2nb.core.backend import StepResult
+    from k2nb.core.messages import AssistantMessage
+    from k2nb.tools.registry import Toolbox
+
+    class Says:
+        name, model, context_window = "local", "tiny", 8192
+
+        def __init__(self, text: str):
+            self.text = text
+
+        def stream(self, request):
+            yield StepResult(AssistantMessage(self.text), "stop")
+
+    run = Agent(Says(""), Toolbox([]), budgets=Budgets(max_steps=2),
+                advice="Set a key.").run("What is 2 + 2?")
+    assert run.answer == "" and run.note.endswith("Set a key.")
+    assert Agent(Says("4"), Toolbox([]), advice="Set a key.").run("What is 2 + 2?").note == ""
