@@ -235,8 +235,8 @@ def choose(settings: BackendSettings,
                            f"no thinking. {REAL_MODEL} Set K2NB_BACKEND=local to make the local "
                            "model the explicit choice.", "warning", backend.advice))
     return api, ModeNotice(f"No API key is set and no local model is installed. {HOW_TO_SWITCH} "
-                           f"{install_hint()} The demo notebooks 01 and 03 replay their recorded "
-                           "runs without a key.", "warning")
+                           f"{install_hint()} The demo notebooks 01, 02 and 03 replay their "
+                           "recorded runs without a key.", "warning")
 
 
 def _run_bounds(settings: BackendSettings, backend: LocalModel) -> str:
