@@ -75,19 +75,36 @@ def kernel() -> Iterator[Any]:
         manager.shutdown_kernel(now=True)
 
 
-@pytest.fixture
-def k2_kernel(k2env: ScriptedServer, tmp_path: Path) -> Iterator[tuple[Any, Any]]:
-    """A real kernel started with the test's environment (``k2env``: the key and the scripted
-    server), working in ``tmp_path``, with k2nb loaded: ``(manager, client)``."""
+def _k2nb_kernel(cwd: Path) -> Iterator[tuple[Any, Any]]:
+    """A real kernel started with this process's environment, working in ``cwd``, with k2nb
+    loaded: ``(manager, client)``; shut down afterwards."""
     from jupyter_client.manager import start_new_kernel
 
-    manager, client = start_new_kernel(kernel_name="python3", cwd=str(tmp_path))
+    manager, client = start_new_kernel(kernel_name="python3", cwd=str(cwd))
     try:
         client.execute_interactive("%load_ext k2nb", timeout=60)
         yield manager, client
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)
+
+
+@pytest.fixture
+def k2_kernel(k2env: ScriptedServer, tmp_path: Path) -> Iterator[tuple[Any, Any]]:
+    """A real kernel started with the test's environment (``k2env``: the key and the scripted
+    server), working in ``tmp_path``, with k2nb loaded: ``(manager, client)``."""
+    yield from _k2nb_kernel(tmp_path)
+
+
+@pytest.fixture
+def nokey_kernel(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tuple[Any, Any]]:
+    """A real kernel on a machine where nothing is configured (no key, no K2NB_* variables),
+    working in ``tmp_path``, with k2nb loaded: ``(manager, client)``."""
+    for name in list(os.environ):
+        if name.startswith("K2NB_") or name == "MOONSHOT_API_KEY":
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    yield from _k2nb_kernel(tmp_path)
 
 
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")

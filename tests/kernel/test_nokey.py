@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import queue
 import time
 from pathlib import Path
@@ -32,24 +31,6 @@ if MISSING:
 SALES = ("import pandas as pd\n"
          "sales = pd.DataFrame({'month': ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun'],\n"
          "                      'revenue': [120, 340, 210, 90, 280, 150]})")
-
-
-@pytest.fixture
-def nokey_kernel(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    """A fresh kernel on a machine where nothing is configured, k2nb loaded."""
-    from jupyter_client.manager import start_new_kernel
-
-    for name in list(os.environ):
-        if name.startswith("K2NB_") or name == "MOONSHOT_API_KEY":
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    manager, client = start_new_kernel(kernel_name="python3", cwd=str(tmp_path))
-    try:
-        client.execute_interactive("%load_ext k2nb", timeout=60)
-        yield manager, client
-    finally:
-        client.stop_channels()
-        manager.shutdown_kernel(now=True)
 
 
 def _text(message: dict[str, Any]) -> str:

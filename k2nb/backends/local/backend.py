@@ -230,7 +230,7 @@ class LocalBackend:
             interrupted = False
             yield StepResult(message=message, finish_reason=finish_reason, usage=usage,
                              experts=self._experts_of_step(),
-                             notice=self._notice(watch, message))
+                             notice=self._notice(watch, message, hit_limit))
         except BackendError:
             raise
         except Exception as error:  # a failure inside generate: tell the user, keep the kernel
@@ -260,15 +260,16 @@ class LocalBackend:
             top_p=self.top_p,
         )
 
-    def _notice(self, watch: Any, message: AssistantMessage) -> str:
-        """Why the step ended without a proper result, for the user ("" when it did not)."""
+    def _notice(self, watch: Any, message: AssistantMessage, hit_limit: bool) -> str:
+        """Why the step ended without a proper result, for the user ("" when it did not, or
+        when the token budget ended it: the loop says that one itself)."""
         if watch.reason == "time":
             why = (f"{self.model} had not finished this step after {watch.seconds:g} s (the "
                    f"time limit per step on {self.device_name}), so k2nb ended it there.")
         elif watch.reason == "repetition":
             why = (f"{self.model} was repeating itself ({watch.detail}), so k2nb ended the "
                    "step there.")
-        elif not message.content.strip() and not message.tool_calls:
+        elif not hit_limit and not message.content.strip() and not message.tool_calls:
             why = f"{self.model} ended its turn without writing anything."
         else:
             return ""

@@ -50,25 +50,11 @@ def test_ask_through_stdin_channel(k2env, k2_kernel):
                                          Call("code_interpreter", {"code": "e = 5"})]),
         Reply(reasoning="r", content="done"),
     )
-    answers = iter(["y", "n", "not now", "e", "b = 20", ".", "a"])  # c: edited; d, e: run all
-    km, kc = k2_kernel
-    prompts = []
-    msg_id = kc.execute("%%k2 --approve ask\ndo it", allow_stdin=True)
-    while True:
-        try:
-            msg = kc.get_stdin_msg(timeout=0.2)
-            prompts.append(msg["content"]["prompt"])
-            kc.input(next(answers))
-        except queue.Empty:
-            reply = None
-            try:
-                reply = kc.get_shell_msg(timeout=0.05)
-            except queue.Empty:
-                pass
-            if reply and reply["parent_header"]["msg_id"] == msg_id:
-                break
-    assert reply["content"]["status"] == "ok"
-    assert sum(p.startswith("[k2nb:functions.code_interpreter:") for p in prompts) == 4  # a, b, c, d; "all" at d covers e
+    _, kc = k2_kernel
+    prompts, _, status = run_answering(kc, "%%k2 --approve ask\ndo it",
+                                       ["y", "n", "not now", "e", "b = 20", ".", "a"])
+    assert status == "ok"  # c was edited; "all" at d covers e
+    assert sum(p.startswith("[k2nb:functions.code_interpreter:") for p in prompts) == 4
     out = []
     kc.execute_interactive("print([globals().get(n) for n in 'abcde'])", timeout=30,
                            output_hook=lambda m: out.append(m["content"].get("text", "")))
