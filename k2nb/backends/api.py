@@ -296,7 +296,7 @@ class ApiBackend:
         if isinstance(exc, openai.APIStatusError):
             status = exc.status_code
             text = _short(exc)
-            if status == 400 and _mentions_token_limit(text):
+            if status in (400, 413, 422) and _mentions_token_limit(text):
                 return BackendError(f"The conversation is too long for {self.model}: {text}",
                                     status=400, context_overflow=True)
             if "content_filter" in text.lower():
@@ -364,7 +364,9 @@ def _mentions_unknown_model(exc: Exception) -> bool:
 def _mentions_token_limit(text: str) -> bool:
     text = text.lower()
     return any(m in text for m in ("token limit", "context length", "maximum context",
-                                   "context_length_exceeded", "too many tokens"))
+                                   "context_length_exceeded", "too many tokens",
+                                   "context window", "prompt is too long",
+                                   "input is too long", "maximum number of tokens"))
 
 
 def _short(exc: Exception) -> str:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 import k2nb
 from k2nb.core import events as ev
 from k2nb.agent.context import RunContext, estimate_tokens
 from k2nb.core.messages import AssistantMessage, ToolCall, ToolMessage, UserMessage
-from k2nb.testing import Call, Reply, ScriptedServer
+from k2nb.testing import Call, Fail, Reply, ScriptedServer
 
 
 def same_call(body):
@@ -98,3 +100,24 @@ def test_context_hides_oldest_observations_first_never_the_latest():
         "think1", "think2", "think3"]  # reasoning is never hidden
     assert messages[3].content == "x" * 3500  # an earlier request's list is untouched
     assert context.estimate() == estimate_tokens(context.messages())  # kept in step
+
+
+@pytest.mark.parametrize("status, message", [
+    (400, "This model's maximum context length is 8192 tokens. However, you requested 9000."),
+    (413, "prompt is too long: 270000 tokens > 262144 maximum"),
+    (422, "Input is too long for the context window of this model"),
+])
+def test_other_servers_overflow_wording_also_trims_and_retries(shell, k2env, status, message):
+    """OpenAI-compatible servers word a full window differently (and vLLM-like ones answer 400,
+    proxies 413 or 422): each is taken as "make room and try again", not as a failed run."""
+    k2env.add(Reply(reasoning="a", tool_calls=[
+                  Call("code_interpreter", {"code": "print('y' * 12000)"})]),
+              Reply(reasoning="b", tool_calls=[
+                  Call("code_interpreter", {"code": "print('w' * 20)"})]),
+              Fail(status, "invalid_request_error", message),
+              Reply(reasoning="c", content="fits now"))
+    run = k2nb.run("x", shell=shell, max_tokens=100, observation_chars=20000)
+    assert run.ok and run.answer == "fits now", run.note
+    retried = k2env.requests[-1]["messages"]
+    tools = [m["content"] for m in retried if m["role"] == "tool"]
+    assert "output hidden" in tools[0] and tools[1].startswith("www")
