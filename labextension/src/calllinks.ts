@@ -50,6 +50,12 @@ export function followCallLinks(node: HTMLElement, notebook: Notebook): void {
     notebook.mode = 'command';
     notebook.activeCellIndex = index;
     notebook.deselectAll();
-    void notebook.scrollToCell(notebook.widgets[index], 'center');
+    // Not `scrollToCell`: it activates the cell, which focuses its editor and
+    // so leaves the notebook in edit mode. Focusing the cell's own node keeps
+    // command mode, so the keyboard acts on the selected cell (Enter edits it).
+    notebook
+      .scrollToItem(index, 'center')
+      .catch(() => undefined)
+      .then(() => notebook.widgets[index]?.node.focus({ preventScroll: true }));
   });
 }

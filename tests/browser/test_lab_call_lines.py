@@ -78,6 +78,15 @@ def test_call_lines_point_to_their_cells_and_select_them(lab, scripted, page):
     lines.nth(0).click()
     page.wait_for_function(f"() => {PANEL}.content.activeCellIndex === 1")
     assert in_view(page, 1)
+    # The notebook stays in command mode with the selected cell focused: the keyboard acts on
+    # that cell (Enter edits it), not on an editor the click put the cursor in.
+    page.wait_for_timeout(300)
+    assert page.evaluate(f"() => {PANEL}.content.mode") == "command"
+    assert page.evaluate(f"() => {PANEL}.content.activeCell.node.contains(document.activeElement)")
+    page.keyboard.press("Enter")
+    page.wait_for_function(f"() => {PANEL}.content.mode === 'edit'")
+    assert page.evaluate(f"() => {PANEL}.content.activeCellIndex") == 1
+    page.keyboard.press("Escape")
     page.screenshot(path=str(ARTIFACTS / "call-line-selected-its-cell.png"))
 
     saved = save(page, path, expect_cells=3)

@@ -75,17 +75,21 @@ describe('followCallLinks', () => {
         }
       }
     };
+    const cell = (metadata: Record<string, unknown>) => ({
+      model: { metadata },
+      node: { focus: jest.fn() }
+    });
     const widgets = [
-      { model: { metadata: {} } },
-      { model: { metadata: provenance('call-a') } },
-      { model: { metadata: provenance('call-b') } }
+      cell({}),
+      cell(provenance('call-a')),
+      cell(provenance('call-b'))
     ];
     const notebook = {
       widgets,
       mode: 'edit',
       activeCellIndex: 0,
       deselectAll: jest.fn(),
-      scrollToCell: jest.fn(() => Promise.resolve())
+      scrollToItem: jest.fn(() => Promise.resolve())
     };
     followCallLinks(
       node as unknown as HTMLElement,
@@ -99,21 +103,26 @@ describe('followCallLinks', () => {
     return { notebook, widgets, click };
   }
 
-  it('selects and scrolls to the cell of the clicked call', () => {
+  it('selects and scrolls to the cell of the clicked call', async () => {
     const { notebook, widgets, click } = setUp();
     const event = click('call-b');
     expect(notebook.activeCellIndex).toBe(2);
     expect(notebook.mode).toBe('command');
     expect(notebook.deselectAll).toHaveBeenCalled();
-    expect(notebook.scrollToCell).toHaveBeenCalledWith(widgets[2], 'center');
+    expect(notebook.scrollToItem).toHaveBeenCalledWith(2, 'center');
     expect(event.preventDefault).toHaveBeenCalled();
+    // Once scrolled, the cell itself takes the focus (not its editor): the
+    // notebook stays in command mode.
+    await new Promise(resolve => setTimeout(resolve, 0));
+    expect(widgets[2].node.focus).toHaveBeenCalledWith({ preventScroll: true });
+    expect(widgets[1].node.focus).not.toHaveBeenCalled();
   });
 
   it('leaves clicks elsewhere alone', () => {
     const { notebook, click } = setUp();
     const event = click(null);
     expect(notebook.activeCellIndex).toBe(0);
-    expect(notebook.scrollToCell).not.toHaveBeenCalled();
+    expect(notebook.scrollToItem).not.toHaveBeenCalled();
     expect(event.preventDefault).not.toHaveBeenCalled();
   });
 
@@ -122,7 +131,7 @@ describe('followCallLinks', () => {
     const event = click('call-deleted');
     expect(notebook.activeCellIndex).toBe(0);
     expect(notebook.mode).toBe('edit');
-    expect(notebook.scrollToCell).not.toHaveBeenCalled();
+    expect(notebook.scrollToItem).not.toHaveBeenCalled();
     expect(event.preventDefault).not.toHaveBeenCalled();
   });
 });
