@@ -57,7 +57,8 @@ def load_ipython_extension(ipython: Any) -> None:
     session = Session.of(ipython)
     session.configured = magics.configured
     hellos = frontend.Hellos(session.frontends)
-    hellos.listen()
+    if hellos.listen():
+        hellos.ask()  # loaded from a cell: the extension's connect-time hello found no target
     # The run view first: it displays each call's block before the lab extension starts moving
     # that call's outputs into their own cell.
     session.views[:] = [partial(view_factory, hellos=hellos),

@@ -116,6 +116,26 @@ class Hellos:
             return False
         return True
 
+    def ask(self) -> None:
+        """Ask the frontends attached now to say hello: a comm on target ``k2nb`` with a
+        ``hello_request``, closed at once; the extensions' replies come once the cell that ran
+        ``%load_ext k2nb`` has ended, before the next cell. Without this, a notebook that loads
+        k2nb in a cell would have its first run rendered in full: the extension's connect-time
+        hello went to a kernel that had no ``k2nb`` target yet. Only from inside a request
+        (a kernel that loads k2nb at start has no frontend to ask yet: they say hello when
+        they connect)."""
+        if not in_kernel() or _running_client() is None:
+            return
+        try:
+            from comm import create_comm
+
+            comm = create_comm(target_name=COMM_TARGET,
+                               data={"type": "hello_request", "version": PROTOCOL_VERSION})
+            comm.close()
+            self.await_reply(comm.comm_id, replies=None)
+        except Exception:
+            pass  # no comm machinery: the first run shows the full view, which is correct
+
     def heard(self, msg: dict[str, Any]) -> None:
         """Record a hello (a comm_open or comm_msg whose data is one); ignore anything else."""
         data = (msg.get("content") or {}).get("data") or {}
@@ -132,12 +152,13 @@ class Hellos:
         client = _running_client()
         return self.features.get(client, set()) if client else set()
 
-    def await_reply(self, comm_id: str) -> None:
+    def await_reply(self, comm_id: str, replies: int | None = 1) -> None:
         """Keep hearing a closed comm: the comm package drops messages for comms it closed, and
         the extension's reply to a run arrives only after the run. A few are kept at a time
-        (a frontend without the extension never replies)."""
+        (a frontend without the extension never replies). ``replies``: how many to take before
+        letting go (None: any number, e.g. one per frontend attached to the kernel)."""
         manager = _comm_manager()
-        catcher = _ReplyCatcher(comm_id, self.heard, manager)
+        catcher = _ReplyCatcher(comm_id, self.heard, manager, replies)
         manager.register_comm(catcher)
         self._awaited.append(catcher)
         while len(self._awaited) > REPLIES_AWAITED:
@@ -152,18 +173,22 @@ class _ReplyCatcher:
     """Stands in the comm manager for a run's comm once it is closed, until the reply comes."""
 
     def __init__(self, comm_id: str, on_msg: Callable[[dict[str, Any]], None],
-                 manager: Any) -> None:
+                 manager: Any, replies: int | None = 1) -> None:
         self.comm_id = comm_id
         self.target_name = COMM_TARGET  # what comm_info requests list
         self._closed = False  # the comm manager sets it on a comm_close
         self._on_msg = on_msg
         self._manager = manager
+        self._left = replies
 
     def handle_msg(self, msg: dict[str, Any]) -> None:
         try:
             self._on_msg(msg)
         finally:
-            self.forget()
+            if self._left is not None:
+                self._left -= 1
+                if self._left <= 0:
+                    self.forget()
 
     def handle_close(self, msg: dict[str, Any]) -> None:
         """The frontend closed it (the manager has already let it go)."""

@@ -13,7 +13,12 @@ import type { Kernel, KernelMessage } from '@jupyterlab/services';
 import { decorateCells } from './badge';
 import { followCallLinks } from './calllinks';
 import { replyHello, sayHello } from './hello';
-import { COMM_TARGET, IRunStarted, K2Message } from './protocol';
+import {
+  COMM_TARGET,
+  IRunStarted,
+  isHelloRequest,
+  K2Message
+} from './protocol';
 import { K2Run } from './run';
 
 /** The code cell of `notebook` whose running execution sent `msgId`. */
@@ -84,6 +89,12 @@ class NotebookBinding {
     comm: Kernel.IComm,
     msg: KernelMessage.ICommOpenMsg
   ): void {
+    if (isHelloRequest(msg.content.data)) {
+      // k2nb was just loaded from a cell: the kernel missed the connect-time
+      // hello. The kernel has closed this comm already and still hears it.
+      replyHello(comm);
+      return;
+    }
     const start = msg.content.data as unknown as IRunStarted;
     const parentId = (msg.parent_header as KernelMessage.IHeader).msg_id;
     const cell = parentId

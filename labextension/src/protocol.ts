@@ -19,6 +19,24 @@ export interface IHello {
   features: string[];
 }
 
+/**
+ * The kernel asks the frontends attached to it to say hello (sent when k2nb is
+ * loaded from a cell, after the connect-time hello found no target).
+ */
+export interface IHelloRequest {
+  type: 'hello_request';
+  version: number;
+}
+
+/** Whether a comm's opening data is the kernel's request for a hello. */
+export function isHelloRequest(data: unknown): data is IHelloRequest {
+  return (
+    typeof data === 'object' &&
+    data !== null &&
+    (data as { type?: unknown }).type === 'hello_request'
+  );
+}
+
 export interface IRunStarted {
   type: 'run_started';
   version: number;

@@ -67,11 +67,13 @@ class Lab:
     def notebook_url(self, name: str) -> str:
         return f"{self.url}/lab/tree/{name}?reset&token={self.token}"
 
-    def write_notebook(self, name: str, sources: list[str]) -> Path:
-        """A notebook of code cells using the "Python 3 (k2nb)" kernel."""
+    def write_notebook(self, name: str, sources: list[str], kernel: str = "k2nb") -> Path:
+        """A notebook of code cells using the "Python 3 (k2nb)" kernel (``kernel="python3"``:
+        the plain one, where k2nb is loaded from a cell)."""
         nb = nbformat.v4.new_notebook()
         nb.metadata["kernelspec"] = {
-            "name": "k2nb", "display_name": "Python 3 (k2nb)", "language": "python"}
+            "name": kernel, "language": "python",
+            "display_name": "Python 3 (k2nb)" if kernel == "k2nb" else "Python 3 (ipykernel)"}
         nb.cells = [nbformat.v4.new_code_cell(source) for source in sources]
         path = self.root / name
         nbformat.write(nb, path)

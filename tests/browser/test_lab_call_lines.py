@@ -117,3 +117,28 @@ def test_a_later_runs_line_selects_that_runs_cell_not_an_earlier_one(lab, script
     call_lines(page, 0).nth(0).click()
     page.wait_for_function(f"() => {PANEL}.content.activeCellIndex === 1")
     assert page.k2nb_errors == []
+
+
+def test_loading_k2nb_in_a_cell_gives_call_lines_from_the_first_run(lab, scripted, page):
+    """On the plain Python kernel, with ``%load_ext k2nb`` in the first cell: the extension's
+    connect-time hello went to a kernel without k2nb, so the kernel asks for it when it loads;
+    the very first run already shows its call as a line leading to its cell."""
+    lab.write_notebook("load_ext.ipynb", ["%load_ext k2nb", "%%k2\nSet x."], kernel="python3")
+    open_notebook(page, lab.notebook_url("load_ext.ipynb"))
+    scripted.add(
+        Reply(reasoning="Set x.", tool_calls=[Call("code_interpreter", {"code": CODE_A})]),
+        Reply(content="x is 42."),
+    )
+    run_cell(page, 0)
+    wait_for_run(page, 0)
+    run_cell(page, 1)
+    wait_for_run(page, 1)
+    _load, _k2, first = cells(page)
+    assert output_text(first) == "x is 42\n"
+    lines = call_lines(page, 1)
+    assert lines.count() == 1
+    assert lines.nth(0).get_attribute("data-k2nb-call-id") == first["metadata"]["k2nb"]["call_id"]
+    assert cell_locator(page, 1).locator(".jp-OutputArea .highlight").count() == 0
+    lines.nth(0).click()
+    page.wait_for_function(f"() => {PANEL}.content.activeCellIndex === 2")
+    assert page.k2nb_errors == []

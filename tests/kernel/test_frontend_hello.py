@@ -175,3 +175,35 @@ def test_messages_that_are_not_a_hello_change_nothing(k2env, k2_kernel):
     assert frontends(client) == {}
     displays, _ = run_k2(client, k2env)
     assert_full_block(displays)
+
+
+def test_loading_k2nb_from_a_cell_asks_the_frontends_for_their_hello(k2env, tmp_path):
+    """A notebook on a plain Python kernel loads k2nb in a cell: the extension's connect-time
+    hello found no ``k2nb`` target, so the kernel asks for it (a ``hello_request`` comm, closed
+    at once); the extension's reply arrives after that cell, and the first run is compact."""
+    from jupyter_client.manager import start_new_kernel
+
+    manager, client = start_new_kernel(kernel_name="python3", cwd=str(tmp_path))
+    try:
+        loaded = client.execute("%load_ext k2nb")
+        messages = iopub_until_idle(client, loaded)
+        assert client.get_shell_msg(timeout=60)["content"]["status"] == "ok"
+        (request,) = [m for m in messages if m["msg_type"] == "comm_open"]
+        assert request["content"]["target_name"] == "k2nb"
+        assert request["content"]["data"] == {"type": "hello_request", "version": 1}
+        comm_id = request["content"]["comm_id"]
+        assert [m["msg_type"] for m in messages if m["content"].get("comm_id") == comm_id] == [
+            "comm_open", "comm_close"]  # the kernel never waits for an answer
+        # The extension answers on that comm; the kernel reads it once the cell has ended.
+        sent = shell_send(client, "comm_msg", {"comm_id": comm_id, "data": HELLO})
+        assert [m["msg_type"] for m in iopub_until_idle(client, sent)] == []
+        assert frontends(client) == {client.session.session: ["approval_dialog", "real_cells"]}
+        displays, comms = run_k2(client, k2env)
+        assert_call_line(displays, comms)
+        # Loading it again (already loaded) asks nothing.
+        again = client.execute("%load_ext k2nb")
+        assert not [m for m in iopub_until_idle(client, again) if m["msg_type"] == "comm_open"]
+        client.get_shell_msg(timeout=60)
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)

@@ -1,4 +1,9 @@
-import { COMM_TARGET, hello, readK2Metadata } from '../protocol';
+import {
+  COMM_TARGET,
+  hello,
+  isHelloRequest,
+  readK2Metadata
+} from '../protocol';
 
 describe('hello', () => {
   it('says version 1 and the features of this extension', () => {
@@ -43,5 +48,23 @@ describe('readK2Metadata', () => {
     expect(readK2Metadata({ k2nb: null })).toBeNull();
     expect(readK2Metadata({ k2nb: { call_id: 'call-9' } })).toBeNull();
     expect(readK2Metadata({ k2nb: { ...provenance, run_id: 7 } })).toBeNull();
+  });
+});
+
+describe('isHelloRequest', () => {
+  it('knows the kernel asking for a hello', () => {
+    expect(isHelloRequest({ type: 'hello_request', version: 1 })).toBe(true);
+    // a newer kernel's request with more fields is still one
+    expect(isHelloRequest({ type: 'hello_request', version: 2, x: 1 })).toBe(
+      true
+    );
+  });
+
+  it('takes nothing else for one', () => {
+    expect(isHelloRequest({ type: 'run_started', version: 1 })).toBe(false);
+    expect(isHelloRequest(hello())).toBe(false);
+    expect(isHelloRequest(null)).toBe(false);
+    expect(isHelloRequest('hello_request')).toBe(false);
+    expect(isHelloRequest(undefined)).toBe(false);
   });
 });
