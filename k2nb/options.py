@@ -109,7 +109,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("model", str, DEFAULT_MODEL, "model id (configuration, never hard-wired)",
            env=("K2NB_MODEL",), flag="--model", short="-m", metavar="ID"),
     Option("base_url", str, MOONSHOT_BASE_URL, "any OpenAI-compatible server",
-           env=("K2NB_BASE_URL",), flag="--base-url", metavar="URL"),
+           env=("K2NB_BASE_URL", "MOONSHOT_BASE_URL"), flag="--base-url", metavar="URL"),
     Option("api_key", str, None, "the key (or `%k2 login`; never saved)",
            env=("MOONSHOT_API_KEY", "K2NB_API_KEY"), config=False, secret=True),
     Option("max_steps", int, 50, "model calls per run", flag="--max-steps", limits=(1, 300),

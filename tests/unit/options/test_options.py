@@ -113,6 +113,20 @@ def test_sources_are_resolved_highest_first(monkeypatch, tmp_path):
         resolve()
 
 
+def test_moonshot_style_variables_are_read_after_k2nb_s_own(monkeypatch, tmp_path):
+    """Moonshot's own names work (``MOONSHOT_API_KEY``, ``MOONSHOT_BASE_URL``); k2nb's win."""
+    for option in OPTIONS:
+        for env in option.env:
+            monkeypatch.delenv(env, raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MOONSHOT_BASE_URL", "http://127.0.0.1:9/v1")
+    settings = resolve()
+    assert (settings.base_url, settings.source("base_url")) == (
+        "http://127.0.0.1:9/v1", "MOONSHOT_BASE_URL")
+    monkeypatch.setenv("K2NB_BASE_URL", "http://127.0.0.1:8/v1")
+    assert resolve().base_url == "http://127.0.0.1:8/v1"
+
+
 def test_describe_shows_every_option_and_hides_secrets(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MOONSHOT_API_KEY", "sk-test-0123456789abcdef")
