@@ -147,7 +147,7 @@ def main() -> None:
     args = parser.parse_args()
 
     for name in list(os.environ):  # nothing configured: the no-key path
-        if name.startswith("K2NB_") or name == "MOONSHOT_API_KEY":
+        if name.startswith(("K2NB_", "MOONSHOT_")):
             del os.environ[name]
     workdir = Path(tempfile.mkdtemp(prefix="k2nb-nokey-"))
     (workdir / "data").mkdir()

@@ -101,7 +101,7 @@ def nokey_kernel(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tu
     """A real kernel on a machine where nothing is configured (no key, no K2NB_* variables),
     working in ``tmp_path``, with k2nb loaded: ``(manager, client)``."""
     for name in list(os.environ):
-        if name.startswith("K2NB_") or name == "MOONSHOT_API_KEY":
+        if name.startswith(("K2NB_", "MOONSHOT_")):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     yield from _k2nb_kernel(tmp_path)
