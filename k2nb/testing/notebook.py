@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 from pathlib import Path
 from typing import Any
 
@@ -34,3 +35,21 @@ def cell_text(cell: Any) -> str:
         elif out["output_type"] == "error":
             parts.append(f"{out['ename']}: {out['evalue']}\n" + "\n".join(out["traceback"]))
     return "\n".join(parts)
+
+
+def iopub_until_idle(client: Any, msg_id: str, timeout: float = 60) -> list[dict[str, Any]]:
+    """The iopub messages a kernel sent for request ``msg_id`` (a jupyter_client blocking
+    client's), up to that request's idle status; status messages left out."""
+    messages = []
+    while True:
+        try:
+            msg = client.get_iopub_msg(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no idle status after {timeout} s; got {messages}") from None
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "status":
+            if msg["content"]["execution_state"] == "idle":
+                return messages
+            continue
+        messages.append(msg)

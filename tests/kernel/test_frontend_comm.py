@@ -8,12 +8,12 @@ message carries the running cell's execute request as parent.
 
 from __future__ import annotations
 
-import queue
 import textwrap
 
 from k2nb.core import events as ev
 from k2nb.core.messages import ToolCall, Usage
 from k2nb.testing import Call, Reply, ScriptedServer
+from k2nb.testing.notebook import iopub_until_idle
 from k2nb.ui.frontend import FrontendBridge
 
 
@@ -21,18 +21,10 @@ def execute(client, code: str, timeout: float = 60) -> tuple[str, list[dict]]:
     """Run ``code``; return its msg id and its iopub messages up to the idle status."""
     msg_id = client.execute(code)
     messages = []
-    while True:
-        try:
-            msg = client.get_iopub_msg(timeout=timeout)
-        except queue.Empty:
-            raise AssertionError(f"no idle status after {timeout} s; got {messages}") from None
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            break
+    for msg in iopub_until_idle(client, msg_id, timeout):
         if msg["msg_type"] == "execute_input":
             client.k2nb_execute_inputs[msg_id] = msg["content"]["execution_count"]
-        if msg["msg_type"] not in ("status", "execute_input"):
+        else:
             messages.append(msg)
     reply = client.get_shell_msg(timeout=timeout)
     assert reply["content"]["status"] == "ok", reply["content"]

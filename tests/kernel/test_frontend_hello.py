@@ -10,7 +10,6 @@ pointing to its cell; another client of the same kernel that said nothing gets t
 from __future__ import annotations
 
 import html
-import queue
 import re
 import uuid
 from typing import Any
@@ -18,29 +17,12 @@ from typing import Any
 import pytest
 
 from k2nb.testing import Call, Reply
+from k2nb.testing.notebook import iopub_until_idle
 
 pytestmark = pytest.mark.slow
 
 HELLO = {"type": "hello", "version": 1, "features": ["real_cells", "approval_dialog"]}
 PROMPT = "%%k2\nWhat is 6 × 7? Use Python."
-
-
-def iopub_until_idle(client: Any, msg_id: str, timeout: float = 60) -> list[dict]:
-    """The iopub messages caused by request ``msg_id`` up to its idle status (statuses left
-    out)."""
-    messages = []
-    while True:
-        try:
-            msg = client.get_iopub_msg(timeout=timeout)
-        except queue.Empty:
-            raise AssertionError(f"no idle after {timeout} s: {messages}") from None
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        if msg["msg_type"] == "status":
-            if msg["content"]["execution_state"] == "idle":
-                return messages
-            continue
-        messages.append(msg)
 
 
 def shell_send(client: Any, msg_type: str, content: dict) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from k2nb.testing import Call, Reply
-from k2nb.testing.notebook import cell_text, run_notebook
+from k2nb.testing.notebook import cell_text, iopub_until_idle, run_notebook
 from k2nb.tools.safety.risk import assess
 
 
@@ -123,15 +123,8 @@ def run_answering(kc: Any, code: str, answers: list[str]) -> tuple[list[str], st
                 pass
             if reply and reply["parent_header"]["msg_id"] == msg_id:
                 break
-    printed = []
-    while True:
-        msg = kc.get_iopub_msg(timeout=10)
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        if msg["msg_type"] == "stream":
-            printed.append(msg["content"]["text"])
-        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            break
+    printed = [m["content"]["text"] for m in iopub_until_idle(kc, msg_id, timeout=10)
+               if m["msg_type"] == "stream"]
     return prompts, "".join(printed), reply["content"]["status"]
 
 
@@ -155,7 +148,7 @@ def test_ask_covers_mcp_tools_that_act_and_not_read_only_ones(k2env, k2_kernel, 
         ]),
         Reply(reasoning="r", content="done"),
     )
-    km, kc = k2_kernel
+    _manager, kc = k2_kernel
     kc.execute_interactive(f"%k2 mcp add fx -- {sys.executable} {MCP_SERVER}", timeout=60)
     kc.execute_interactive("import k2nb\nsent = []\n@k2nb.tool(side_effects=True)\n"
                            "def send_report(to: str) -> str:\n    \"\"\"Send the report.\"\"\"\n"
@@ -173,8 +166,8 @@ def test_ask_covers_mcp_tools_that_act_and_not_read_only_ones(k2env, k2_kernel, 
     assert (tmp_path / "approved.txt").read_text() == "yes"
     assert kernel_value(kc, "sent") == "[]"
     tools = [m["content"] for m in k2env.requests[1]["messages"] if m["role"] == "tool"]
-    assert tools == ["The user chose not to run this `fx__write_note` call. Their reason: not that "
-                     "one", "wrote 3 characters to approved.txt", "yes",
+    assert tools == [("The user chose not to run this `fx__write_note` call. Their reason: not "
+                      "that one"), "wrote 3 characters to approved.txt", "yes",
                      "The user chose not to run this `send_report` call."]
     assert "The agent wants to call fx__write_note (flagged: may delete or overwrite data " \
            "(server `fx` does not mark it read-only or non-destructive)" in printed
@@ -194,7 +187,7 @@ def test_risky_asks_for_destructive_mcp_tools_and_gated_fetches(k2env, k2_kernel
         ]),
         Reply(reasoning="r", content="done"),
     )
-    km, kc = k2_kernel
+    _manager, kc = k2_kernel
     kc.execute_interactive(f"%k2 mcp add fx -- {sys.executable} {MCP_SERVER}\n"
                            "%config K2Magics.approve_fetch = True", timeout=60)
     prompts, printed, status = run_answering(
@@ -227,8 +220,8 @@ def mcp_tool(**hints: Any) -> Any:
 
 @pytest.mark.parametrize("hints, acts, reasons", [
     ({"read_only_hint": True}, False, []),
-    ({}, True, ["may delete or overwrite data (server `notes` does not mark it read-only or "
-                "non-destructive)"]),
+    ({}, True, [("may delete or overwrite data (server `notes` does not mark it read-only or "
+                 "non-destructive)")]),
     ({"destructive_hint": True, "open_world_hint": False}, True,
      ["may delete or overwrite data (server `notes` marks it destructive)"]),
     ({"destructive_hint": False}, True,
